@@ -1,0 +1,173 @@
+"""The ``ganzoo`` command: list | info | sample | fit | export | push.
+
+``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
+``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ganzoo import hub, registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "fit":
+        return fit(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except (registry.UnknownModelError, hub.CheckpointError, hub.HubError, FileNotFoundError, ValueError) as e:
+        print(f"ganzoo {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganzoo", description="A zoo of GANs: list, inspect, sample, train, share.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the pretrained models (or the variants)")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on the name, e.g. 'dcgan-*'")
+    p.add_argument("--variant", help="only entries of this variant")
+    p.add_argument("--task", choices=registry.TASKS, help="only entries of this task")
+    p.add_argument("--variants", action="store_true", help="list the registered variants instead")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="architecture, licence, metrics and source of a model")
+    p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("sample", help="write a PNG grid of samples")
+    p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
+    p.add_argument("-n", "--num", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("-o", "--output", default="samples.png", help="PNG file to write (default samples.png)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same images")
+    p.add_argument("--nrow", type=int, help="images per row of the grid")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    p.set_defaults(func=cmd_sample)
+
+    # Parsed by LightningCLI itself; listed here for --help.
+    sub.add_parser(
+        "fit",
+        help="train from a recipe: ganzoo fit --config recipes/NAME.yaml | --recipe NAME [LightningCLI overrides]",
+        add_help=False,
+    )
+
+    p = sub.add_parser("export", help="turn a Lightning checkpoint into a Hub folder")
+    p.add_argument("checkpoint", help="a .ckpt written by ganzoo fit")
+    p.add_argument("folder", help="the folder to write (config.json, model.safetensors, README.md, samples.png)")
+    p.add_argument("--name", help="model name for the card (default: the folder's name)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("push", help="upload a Hub folder to the Hugging Face Hub in one commit")
+    p.add_argument("folder", help="a folder written by ganzoo export or ganzoo.save_pretrained")
+    p.add_argument("--repo-id", required=True, help="the Hub repository, e.g. you/dcgan-mnist")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--message", default="Upload ganzoo model", help="commit message")
+    p.set_defaults(func=cmd_push)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    if args.variants:
+        for name in registry.list_models(args.pattern, task=args.task, pretrained=False):
+            v = registry.get_variant(name)
+            print(f"{name:<16} {v.task:<24} {v.cls.__module__}.{v.cls.__qualname__}")
+        return
+    rows = [("name", "variant", "task", "dataset", "license", "weights")]
+    for name in registry.list_models(args.pattern, variant=args.variant, task=args.task):
+        e = registry.get_pretrained(name)
+        where = "shipped" if e.folder else ("Hub" if e.hub_repo else "upstream, converted at load")
+        rows.append((name, e.variant, registry.get_variant(e.variant).task, e.dataset, e.license, where))
+    if args.markdown:
+        print("\n".join(["| " + " | ".join(r) + " |" for r in rows[:1]] + ["|" + "---|" * len(rows[0])]
+                        + ["| " + " | ".join(r) + " |" for r in rows[1:]]))  # fmt: skip
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    print(json.dumps(hub.info(args.name), indent=2, default=str))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from ganzoo.gan import save_grid
+
+    gan = hub.load(args.name).to(args.device)
+    images = gan.sample(args.num, seed=args.seed, batch_size=64, progress=args.num > 64)
+    path = save_grid(images, args.output, nrow=args.nrow)
+    print(f"wrote {len(images)} samples of {args.name} (seed {args.seed}) to {path}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    gan = hub.load_lightning_checkpoint(args.checkpoint)
+    folder = hub.save_pretrained(gan, args.folder, name=args.name)
+    print(f"exported {args.checkpoint} ({gan.variant}, {gan.images_seen} images seen) to {folder}")
+
+
+def cmd_push(args: argparse.Namespace) -> None:
+    url = hub.push_to_hub(args.folder, args.repo_id, private=args.private, commit_message=args.message)
+    print(f"pushed {args.folder} to {url}")
+
+
+def fit(argv: list[str]) -> int:
+    """``ganzoo fit``: LightningCLI's ``fit`` with ganzoo's model and data base classes."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from ganzoo.data import DataNotFoundError, ImageDataModule
+    from ganzoo.gan import GAN
+
+    class GanzooCLI(LightningCLI):
+        def before_fit(self) -> None:
+            # The exact recipe travels inside every checkpoint, so an export can ship it.
+            config = self.config[self.subcommand]
+            self.model.training_config = self._parser(self.subcommand).dump(config, skip_unset=False)
+
+    registry.variants()  # import every model file, so class paths resolve
+    try:
+        GanzooCLI(
+            GAN,
+            ImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=["fit", *_resolve_recipes(argv)],
+            save_config_kwargs={"overwrite": True},
+        )
+    except (DataNotFoundError, registry.UnknownModelError) as e:
+        print(f"ganzoo fit: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _resolve_recipes(argv: list[str]) -> list[str]:
+    """``--recipe NAME`` -> ``--config <shipped recipe>``; a ``--config`` path that does not exist but names a
+    shipped recipe (``recipes/dcgan-mnist.yaml`` run from outside a clone) -> that recipe."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in ("--recipe", "--config") and not eq and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 1
+        if key == "--recipe":
+            out += ["--config", str(registry.recipe_path(value))]
+        elif key == "--config" and not Path(value).exists() and value.endswith((".yaml", ".yml")):
+            out += ["--config", str(registry.recipe_path(Path(value).stem))]
+        else:
+            out.append(arg if key not in ("--config",) else f"--config={value}")
+        i += 1
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

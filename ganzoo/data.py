@@ -1,0 +1,364 @@
+"""LightningDataModules for the zoo's data sets, read from local files.
+
+Every source yields ``(image, label)`` pairs: ``image`` float ``[C, H, W]`` in [-1, 1], ``label`` an int64
+class id (``-1`` where the data has none). The real data sets are found under the folder named by the
+``GANZOO_DATA`` environment variable (or a ``root`` argument), laid out as:
+
+    $GANZOO_DATA/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz
+    $GANZOO_DATA/FashionMNIST/raw/... (same names; or Debian's dataset-fashion-mnist package)
+    $GANZOO_DATA/cifar10/cifar10-jpeg.tar   (train/<class>/*.jpg, test/<class>/*.jpg)
+
+Paired (translation), unpaired and super-resolution sources subclass :class:`ImageDataModule` the same
+way: a ``build_dataset(split)`` and the shape they produce.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+DATA_ENV = "GANZOO_DATA"
+CACHE_ENV = "GANZOO_CACHE"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Real data that is not where ganzoo looks for it; the message says what to set and the layout."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The folder of the real data sets: ``root`` if given, else ``$GANZOO_DATA``."""
+    if root is None:
+        root = os.environ.get(DATA_ENV)
+        if not root:
+            raise DataNotFoundError(
+                f"no data folder: set {DATA_ENV} to the folder holding the data sets (or pass root=...). "
+                f"Expected layout:\n{__doc__.split('laid out as:')[1].split('Paired')[0].rstrip()}"
+            )
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"data folder {str(path)!r} (from root= or {DATA_ENV}) does not exist")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where extracted archives are kept: ``$GANZOO_CACHE`` or ``~/.cache/ganzoo``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "ganzoo").expanduser()
+
+
+def to_unit_range(images_uint8: Tensor) -> Tensor:
+    """uint8 ``[..., C, H, W]`` in [0, 255] to float in [-1, 1]: ``x / 127.5 - 1``."""
+    return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+def resize_uint8(images: Tensor, size: int) -> Tensor:
+    """Resize uint8 ``[N, C, H, W]`` to ``size x size`` (bilinear, antialiased when shrinking)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class TensorImageDataset(Dataset):
+    """In-memory uint8 images ``[N, C, H, W]`` with int64 labels, served as floats in [-1, 1]."""
+
+    def __init__(self, images: Tensor, labels: Tensor, classes: Sequence[str] = ()) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 images [N, C, H, W], got {images.dtype} {list(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.classes = images, labels.long(), tuple(classes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return to_unit_range(self.images[index]), self.labels[index]
+
+
+def read_idx(path: Path) -> Tensor:
+    """A (gzipped) IDX file of unsigned bytes as a uint8 tensor: images ``[N, H, W]`` or labels ``[N]``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = offset + int(torch.tensor(shape).prod())
+    if len(data) != expected:
+        raise ValueError(f"{path} is truncated or corrupt: {len(data)} bytes, expected {expected} for shape {shape}")
+    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).view(*shape)
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base of every source: builds the dataset of a split and serves shuffled, full batches for training.
+
+    Args:
+        batch_size: images per batch and process.
+        num_workers: DataLoader worker processes.
+        image_size: side the images are resized to.
+    """
+
+    image_channels: int = 3
+    classes: tuple[str, ...] = ()
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, image_size: int = 32) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.datasets: dict[str, Dataset] = {}
+
+    def build_dataset(self, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def dataset(self, split: str = "train") -> Dataset:
+        """The dataset of ``split`` (``"train"`` or ``"test"``), built once."""
+        if split not in self.datasets:
+            self.datasets[split] = self.build_dataset(split)
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        self.dataset("train")
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.dataset("train"),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class _IdxDataModule(ImageDataModule):
+    """MNIST-format data: four gzipped IDX files in one folder."""
+
+    image_channels = 1
+    files: ClassVar[dict[str, str]] = {"train": "train", "test": "t10k"}
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        image_size: int = 32,
+    ) -> None:
+        super().__init__(batch_size, num_workers, image_size)
+        self.root = root
+
+    def raw_folder(self) -> Path:
+        raise NotImplementedError
+
+    def build_dataset(self, split: str) -> TensorImageDataset:
+        folder = self.raw_folder()
+        prefix = self.files[split]
+        paths = [folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz"]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise DataNotFoundError(f"{type(self).__name__}: {', '.join(missing)} not found in {folder}")
+        images, labels = (read_idx(p) for p in paths)
+        images = resize_uint8(images.unsqueeze(1), self.image_size)
+        return TensorImageDataset(images, labels, self.classes)
+
+
+class MNIST(_IdxDataModule):
+    """MNIST (LeCun et al. 1998): 60,000 train and 10,000 test digits, grayscale, 28x28 resized to ``image_size``."""
+
+    classes = MNIST_CLASSES
+
+    def raw_folder(self) -> Path:
+        return data_root(self.root) / "MNIST" / "raw"
+
+
+class FashionMNIST(_IdxDataModule):
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 grayscale Zalando articles in ten classes.
+
+    Looked for in ``$GANZOO_DATA/FashionMNIST/raw``, then where Debian's ``dataset-fashion-mnist`` package
+    puts it (``/usr/share/datasets/fashion-mnist``).
+    """
+
+    classes = FASHION_MNIST_CLASSES
+    debian_folder = Path("/usr/share/datasets/fashion-mnist")
+
+    def raw_folder(self) -> Path:
+        try:
+            folder = data_root(self.root) / "FashionMNIST" / "raw"
+            if folder.is_dir():
+                return folder
+        except DataNotFoundError:
+            if not self.debian_folder.is_dir():
+                raise
+        if self.debian_folder.is_dir():
+            return self.debian_folder
+        raise DataNotFoundError(
+            f"Fashion-MNIST not found: put its four gzipped IDX files in $GANZOO_DATA/FashionMNIST/raw or "
+            f"install Debian's package (apt-get install dataset-fashion-mnist -> {self.debian_folder})"
+        )
+
+
+def extract_once(archive: Path, name: str) -> Path:
+    """Extract ``archive`` into ``cache_dir()/name`` the first time; atomic, so an interrupted run leaves no half."""
+    target = cache_dir() / name
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        tmp.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _folder_classes(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def load_image_folder(
+    folder: Path, image_size: int, channels: int, labels: bool
+) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """Decode every image under ``folder`` to uint8 ``[N, channels, image_size, image_size]``.
+
+    With ``labels``, each subfolder is a class (sorted names, as torchvision's ImageFolder); else all
+    images are unlabelled (``-1``). Non-square images are centre-cropped before resizing.
+    """
+    classes = _folder_classes(folder) if labels else []
+    groups = [(i, folder / c) for i, c in enumerate(classes)] if labels else [(-1, folder)]
+    mode = "L" if channels == 1 else "RGB"
+    images, targets = [], []
+    for label, sub in groups:
+        for path in sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+            with Image.open(path) as im:
+                im = im.convert(mode)
+                side = min(im.size)
+                left, top = (im.width - side) // 2, (im.height - side) // 2
+                im = im.crop((left, top, left + side, top + side))
+                if side != image_size:
+                    im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
+                t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            images.append(t.view(image_size, image_size, channels).permute(2, 0, 1))
+            targets.append(label)
+    if not images:
+        raise DataNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+    return torch.stack(images), torch.tensor(targets), tuple(classes)
+
+
+class CIFAR10(ImageDataModule):
+    """CIFAR-10 (Krizhevsky 2009): 50,000 train and 10,000 test 32x32 colour images in ten classes.
+
+    Reads ``$GANZOO_DATA/cifar10/cifar10-jpeg.tar`` (JPEG quality 75), extracted once to the cache.
+    """
+
+    classes = CIFAR10_CLASSES
+
+    def __init__(self, root: str | None = None, batch_size: int = 64, num_workers: int = 0, image_size: int = 32):
+        super().__init__(batch_size, num_workers, image_size)
+        self.root = root
+
+    def build_dataset(self, split: str) -> TensorImageDataset:
+        archive = data_root(self.root) / "cifar10" / "cifar10-jpeg.tar"
+        if not archive.is_file():
+            raise DataNotFoundError(f"CIFAR-10: {archive} not found (train/<class>/*.jpg, test/<class>/*.jpg)")
+        folder = extract_once(archive, "cifar10-jpeg") / split
+        images, labels, classes = load_image_folder(folder, self.image_size, 3, labels=True)
+        if classes != self.classes:
+            raise ValueError(f"CIFAR-10 classes in {folder} are {classes}, expected {self.classes}")
+        return TensorImageDataset(images, labels, classes)
+
+
+class ImageFolder(ImageDataModule):
+    """Any folder of images: ``root/<class>/*.png`` with ``labels=True``, or images anywhere below ``root``.
+
+    Args:
+        root: the folder (``train``/``test`` subfolders are used as splits when present).
+        labels: take class labels from the first level of subfolders.
+        image_channels: 1 (converted to grayscale) or 3 (RGB).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        labels: bool = False,
+        image_channels: int = 3,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        image_size: int = 64,
+    ) -> None:
+        super().__init__(batch_size, num_workers, image_size)
+        if image_channels not in (1, 3):
+            raise ValueError(f"image_channels must be 1 or 3, got {image_channels}")
+        self.root, self.labels, self.image_channels = Path(root).expanduser(), labels, image_channels
+
+    def build_dataset(self, split: str) -> TensorImageDataset:
+        if not self.root.is_dir():
+            raise DataNotFoundError(f"image folder {str(self.root)!r} does not exist")
+        folder = self.root / split if (self.root / split).is_dir() else self.root
+        images, labels, classes = load_image_folder(folder, self.image_size, self.image_channels, self.labels)
+        self.classes = classes
+        return TensorImageDataset(images, labels, classes)
+
+
+class Synthetic(ImageDataModule):
+    """Generated data for tests, no files: each class is a filled disc around its own place on a circle.
+
+    Deterministic for a ``seed``; easy enough that a GAN's losses move within a few steps.
+    """
+
+    def __init__(
+        self,
+        num_images: int = 256,
+        num_classes: int = 4,
+        image_channels: int = 1,
+        image_size: int = 16,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, image_size)
+        self.num_images, self.num_classes, self.seed = num_images, num_classes, seed
+        self.image_channels = image_channels
+        self.classes = tuple(f"disc{i}" for i in range(num_classes))
+
+    def build_dataset(self, split: str) -> TensorImageDataset:
+        g = torch.Generator().manual_seed(self.seed + (split != "train"))
+        labels = torch.randint(self.num_classes, (self.num_images,), generator=g)
+        s = self.image_size
+        yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+        angle = 2 * torch.pi * labels.float() / self.num_classes
+        cy = s / 2 + s / 4 * torch.sin(angle) + torch.randn(self.num_images, generator=g)
+        cx = s / 2 + s / 4 * torch.cos(angle) + torch.randn(self.num_images, generator=g)
+        radius = s / 6 * (1 + 0.2 * torch.rand(self.num_images, generator=g))
+        inside = (yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2 <= radius[:, None, None] ** 2
+        shade = torch.linspace(0.4, 1.0, self.image_channels)
+        shade = shade.roll(1) if self.image_channels > 1 else shade
+        images = inside[:, None].float() * shade[None, :, None, None] * 255
+        return TensorImageDataset(images.round().to(torch.uint8), labels, self.classes)

@@ -1,0 +1,216 @@
+"""The base LightningModule of every GAN in the zoo.
+
+What Lightning's defaults get wrong for GANs is handled once, here:
+
+- manual optimisation (``automatic_optimization = False``): each variant writes its discriminator and
+  generator phases explicitly and calls :meth:`GAN.update` once per optimizer;
+- its own clock: ``trainer.global_step`` counts every optimizer step (two or more per batch), so the
+  module counts batches and images seen itself and saves them with the checkpoint;
+- an exponential moving average of the generator only (Karras et al. 2018, "Progressive Growing of
+  GANs"), with NVlabs' half-life parametrisation: after ``ema_kimg`` thousand images an old weight has
+  half its influence, i.e. ``beta = 0.5 ** (batch / (1000 * ema_kimg))`` per step;
+- sampling that gives the same images for the same seed on every device.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torchvision.utils
+from PIL import Image
+from torch import Tensor, nn
+
+
+class GAN(L.LightningModule):
+    """Base class: subclasses build ``self.generator`` and ``self.discriminator`` in ``__init__``, then call
+    :meth:`init_ema`, and implement :meth:`latents`, ``training_step`` and ``configure_optimizers``.
+
+    Attributes:
+        variant: registry name, set by :func:`ganzoo.registry.register_gan`.
+        task: the variant's task, set by the same decorator.
+        images_seen: real images the discriminator has seen, over all processes.
+        batches_seen: training batches done (one generator update each).
+    """
+
+    variant: ClassVar[str] = ""
+    task: ClassVar[str] = "generation"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator_ema: nn.Module | None = None
+        self.ema_kimg: float | None = None
+        self.images_seen = 0
+        self.batches_seen = 0
+        # Wall time and hardware of the training so far, for the model card.
+        self.train_seconds = 0.0
+        self.hardware: list[str] = []
+        self.training_config: str | None = None
+        self._batch_started: float | None = None
+
+    # ----------------------------------------------------------------------------------------------
+    # Subclass hooks
+
+    def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generator inputs, drawn on the CPU from ``generator`` (so a seed means the same on every device)."""
+        raise NotImplementedError
+
+    def generate(self, net: nn.Module, z: Tensor) -> Tensor:
+        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]."""
+        return net(z)
+
+    # ----------------------------------------------------------------------------------------------
+    # Training helpers
+
+    def init_ema(self, ema_kimg: float | None) -> None:
+        """Create ``generator_ema`` as a frozen copy of ``generator``; ``None`` or 0 turns the EMA off."""
+        self.ema_kimg = ema_kimg or None
+        if self.ema_kimg is None:
+            self.generator_ema = None
+            return
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self, batch_size: int) -> None:
+        """One EMA step after ``batch_size`` new images (all processes together)."""
+        if self.generator_ema is None:
+            return
+        beta = 0.5 ** (batch_size / (1000.0 * self.ema_kimg))
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - beta)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def update(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+        """Zero the gradients of ``optimizer``'s parameters, backpropagate ``loss`` and take one step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._batch_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        images = len(batch[0]) * self.trainer.world_size
+        self.images_seen += images
+        self.batches_seen += 1
+        self.update_ema(images)
+        if self._batch_started is not None:
+            self.train_seconds += time.perf_counter() - self._batch_started
+        self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True, on_step=True, on_epoch=False)
+
+    def on_fit_start(self) -> None:
+        device = self.device
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+        desc = f"{self.trainer.world_size} x {name}"
+        if not self.hardware or self.hardware[-1] != desc:
+            self.hardware.append(desc)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["ganzoo"] = {"variant": self.variant, **self.training_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.load_training_state(checkpoint.get("ganzoo", {}))
+
+    def training_state(self) -> dict[str, Any]:
+        """The module's clock and training record, saved with checkpoints and written to model cards."""
+        return {
+            "images_seen": self.images_seen,
+            "batches_seen": self.batches_seen,
+            "train_seconds": self.train_seconds,
+            "hardware": list(self.hardware),
+            "training_config": self.training_config,
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.images_seen = int(state.get("images_seen", 0))
+        self.batches_seen = int(state.get("batches_seen", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.hardware = list(state.get("hardware", []))
+        self.training_config = state.get("training_config")
+
+    # ----------------------------------------------------------------------------------------------
+    # Inference
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator when there is one, else the trained generator."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False) -> Tensor:
+        """``n`` generated images ``[n, C, H, W]``, float in [-1, 1], on the module's device.
+
+        The same ``seed`` gives the same images (latents are drawn on the CPU); ``seed=None`` draws from
+        torch's global generator. The generator runs in eval mode and is put back as it was.
+        """
+        rng = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = self.latents(n, generator=rng)
+        net = self.sampling_generator
+        was_training = net.training
+        net.eval()
+        try:
+            chunks = _progress(z.split(batch_size), progress, desc="sampling", unit="batch")
+            out = torch.cat([self.generate(net, zb.to(self.device)).float() for zb in chunks])
+        finally:
+            net.train(was_training)
+        return out.clamp_(-1.0, 1.0)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Images in [-1, 1] to uint8 in [0, 255], rounding to nearest: ``round(127.5 * x + 127.5)``."""
+    return (images.detach().float() * 127.5 + 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu()
+
+
+def to_pil(images: Tensor) -> list[Image.Image]:
+    """``[N, C, H, W]`` images in [-1, 1] to a list of PIL images (mode ``L`` or ``RGB``)."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images [N, 1 or 3, H, W], got shape {list(images.shape)}")
+    arrays = to_uint8(images).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
+
+
+def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> Image.Image:
+    """One PIL image tiling ``images`` ([-1, 1]); ``nrow`` images per row (default: a near-square grid)."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    grid = torchvision.utils.make_grid(to_uint8(images), nrow=nrow, padding=padding, pad_value=0)
+    return Image.fromarray(grid.permute(1, 2, 0).numpy())
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Write ``images`` as a PNG grid; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_grid(images, nrow).save(path)
+    return path
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({_cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} CPU ({_cpu_count()} cores)"
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)

@@ -1,0 +1,441 @@
+"""Saving, loading and sharing models: the only module that talks to the Hugging Face Hub.
+
+A model is a folder, the same on disk, in ``checkpoints/`` and on the Hub:
+
+    config.json           {"ganzoo_version", "variant", "hparams", "parts", "training"}
+    model.safetensors     the LightningModule's state dict (generator.*, generator_ema.*, discriminator.*)
+    README.md             the model card, with Hub metadata in its YAML front matter
+    samples.png           a fixed-seed sample grid
+    training_config.yaml  the recipe LightningCLI ran, when the model was trained by ``ganzoo fit``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ganzoo import registry
+from ganzoo.gan import GAN, save_grid
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+SAMPLES_NAME = "samples.png"
+TRAINING_CONFIG_NAME = "training_config.yaml"
+HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, SAMPLES_NAME, TRAINING_CONFIG_NAME]
+PIPELINE_TAGS = {
+    "generation": "unconditional-image-generation",
+    "conditional-generation": "unconditional-image-generation",
+    "translation": "image-to-image",
+    "super-resolution": "image-to-image",
+}
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder or file that cannot be loaded as it is: damaged, tampered or of an unknown kind."""
+
+
+class HubError(ConnectionError):
+    """A download from the Hub that failed with nothing usable in the local cache."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Saving
+
+
+def save_pretrained(
+    gan: GAN, folder: str | os.PathLike, *, name: str | None = None, license: str | None = None, num_samples: int = 64
+) -> Path:
+    """Write ``gan`` as a Hub folder (see the module docstring); returns the folder.
+
+    Args:
+        gan: the model.
+        folder: where to write; created if needed, files already there are replaced.
+        name: model name for the card (default: the folder's name); a registered name brings its entry's
+            dataset, licence and metrics.
+        license: licence for the card when ``name`` is not registered (default ``"other"``).
+        num_samples: images in ``samples.png`` (seed 0).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or folder.resolve().name
+    state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in gan.state_dict().items()}  # fmt: skip
+    _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    config = {
+        "ganzoo_version": _version(),
+        "variant": gan.variant,
+        "hparams": _json_hparams(gan),
+        "parts": sorted({k.split(".", 1)[0] for k in state}),
+        "training": {k: v for k, v in gan.training_state().items() if k != "training_config"},
+    }
+    _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+    if gan.training_config:
+        _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
+    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
+    entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
+    card = model_card(gan, name, entry, license=license)
+    _atomic_write(folder / CARD_NAME, lambda p: Path(p).write_text(card))
+    return folder
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder and rename it, so a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_hparams(gan: GAN) -> dict[str, Any]:
+    params = inspect.signature(type(gan).__init__).parameters
+    hparams = {k: v for k, v in dict(gan.hparams).items() if k in params}
+    return json.loads(json.dumps(hparams))  # tuples -> lists; fails loudly on anything not JSON-simple
+
+
+def _version() -> str:
+    from ganzoo import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load(name_or_path: str | os.PathLike, *, revision: str | None = None) -> GAN:
+    """Load a model in eval mode on the CPU.
+
+    ``name_or_path`` is resolved in this order:
+
+    1. a local folder (as written by :func:`save_pretrained` or ``ganzoo export``);
+    2. a pretrained name or alias from the registry (``"dcgan-mnist"``): its folder shipped in
+       ``checkpoints/``, else its Hub repo at the pinned revision, from the Hugging Face cache or
+       downloaded;
+    3. a Hub repo id (``"owner/name"``) at ``revision`` (default: the main branch).
+
+    Raises:
+        UnknownModelError: an unknown name; the message lists the closest ones.
+        CheckpointError: a damaged, tampered or unknown checkpoint.
+        HubError: a download that failed with nothing cached.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return load_folder(path)
+    name = str(name_or_path)
+    if registry.is_pretrained(name):
+        return _load_entry(registry.get_pretrained(name))
+    if _REPO_ID.match(name):
+        return load_folder(download(name, revision))
+    registry.get_pretrained(name)  # raises UnknownModelError with the closest names
+    raise AssertionError("unreachable")
+
+
+def _load_entry(entry: registry.Pretrained) -> GAN:
+    if entry.folder:
+        folder = registry.shipped_dir("checkpoints") / entry.folder
+        if folder.is_dir():
+            return load_folder(folder, sha256=entry.sha256)
+        if not (entry.hub_repo or entry.url):
+            raise CheckpointError(
+                f"{entry.name}: the shipped folder {folder} is missing; reinstall ganzoo (pip install ganzoo)"
+            )
+    if entry.hub_repo:
+        return load_folder(download(entry.hub_repo, entry.revision), sha256=entry.sha256)
+    raise CheckpointError(f"{entry.name}: converting upstream weights ({entry.url}) is not supported yet")
+
+
+def download(repo_id: str, revision: str | None = None) -> Path:
+    """A snapshot of a Hub model repo in the Hugging Face cache: taken from the cache when it is there,
+    downloaded otherwise. Returns the snapshot folder."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{constants.ENDPOINT}/{repo_id}" + (f" at revision {revision}" if revision else "")
+    kwargs = dict(repo_id=repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        # A pinned commit never changes: a cached copy needs no network at all.
+        try:
+            return Path(snapshot_download(**kwargs, local_files_only=True))
+        except LocalEntryNotFoundError:
+            pass
+    try:
+        return Path(snapshot_download(**kwargs))
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
+        raise HubError(f"{where}: not found on the Hub ({type(e).__name__}); check the repo id and revision") from e
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        raise HubError(
+            f"could not download {where}{offline}, and the Hugging Face cache ({constants.HF_HUB_CACHE}) has no "
+            f"copy. Connect to the network (or set HF_ENDPOINT to a mirror) and try again, or load a local "
+            f"folder. Cause: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint folder, checked to name a variant this ganzoo has."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{Path(folder)} is not a ganzoo model folder: it has no {CONFIG_NAME}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is damaged: re-download or re-export") from e
+    if not isinstance(config, dict) or "variant" not in config or not isinstance(config.get("hparams"), dict):
+        raise CheckpointError(f"{path} lacks 'variant' or 'hparams': it was not written by ganzoo.save_pretrained")
+    try:
+        registry.get_variant(config["variant"])
+    except registry.UnknownModelError as e:
+        raise CheckpointError(
+            f"{path} names the variant {config['variant']!r}, which ganzoo {_version()} does not have "
+            f"(written by ganzoo {config.get('ganzoo_version', '?')}; upgrading ganzoo may help). {e}"
+        ) from e
+    return config
+
+
+def load_folder(folder: str | os.PathLike, *, sha256: str | None = None) -> GAN:
+    """Load a checkpoint folder strictly; ``sha256`` pins the weights file's digest."""
+    folder = Path(folder)
+    config = read_config(folder)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}")
+    if sha256 is not None and (digest := file_sha256(weights)) != sha256:
+        raise CheckpointError(
+            f"{weights} has sha256 {digest}, not the registered {sha256}: the file is truncated or was modified. "
+            f"Restore it (reinstall ganzoo, or delete it from the Hugging Face cache to download it again)."
+        )
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(
+            f"{weights} cannot be read as safetensors ({e}): it is truncated or corrupt. "
+            f"Restore it from its source (re-download or re-export)."
+        ) from e
+    gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME)
+    load_state_strict(gan, state, weights)
+    gan.load_training_state(config.get("training", {}))
+    return gan.eval()
+
+
+def build(variant: str, hparams: dict[str, Any], *, where: os.PathLike | str) -> GAN:
+    """An untrained model of ``variant`` from saved ``hparams``, with errors that name the file."""
+    cls = registry.get_variant(variant).cls
+    params = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in hparams if k not in params and not k.startswith("_"))
+    if unknown:
+        raise CheckpointError(f"{where}: {variant} has no hparams {unknown}; the file is from another ganzoo version")
+    try:
+        return cls(**{k: v for k, v in hparams.items() if k in params})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot build {variant} from its hparams: {e}") from e
+
+
+def load_state_strict(gan: GAN, state: dict[str, torch.Tensor], source: os.PathLike | str) -> None:
+    """``load_state_dict(strict=True)`` with an error that names missing, unexpected and mis-shaped keys."""
+    expected = gan.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: {list(state[k].shape)} vs {list(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape]  # fmt: skip
+    if missing or unexpected or shapes:
+        groups = (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+        parts = [f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+                 for label, keys in groups if keys]  # fmt: skip
+        raise CheckpointError(f"{source} does not match {gan.variant}{dict(gan.hparams)}: " + "; ".join(parts))
+    gan.load_state_dict(state, strict=True)
+
+
+def load_lightning_checkpoint(path: str | os.PathLike) -> GAN:
+    """A model from a ``.ckpt`` written by ``ganzoo fit`` (weights, hparams, counters and recipe)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} cannot be read as a Lightning checkpoint: {e}") from e
+    meta = ckpt.get("ganzoo") if isinstance(ckpt, dict) else None
+    if not meta:
+        raise CheckpointError(f"{path} was not written by a ganzoo model (no 'ganzoo' section)")
+    gan = build(meta["variant"], dict(ckpt.get("hyper_parameters", {})), where=path)
+    load_state_strict(gan, ckpt["state_dict"], path)
+    gan.load_training_state(meta)
+    return gan.eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Sharing
+
+
+def push_to_hub(
+    folder_or_gan: str | os.PathLike | GAN,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload ganzoo model",
+) -> str:
+    """Create ``repo_id`` on the Hub if needed and upload the model folder in one commit; returns the commit URL.
+
+    A folder is loaded first, so a damaged one is refused before anything is uploaded. A model is written
+    with :func:`save_pretrained` to a temporary folder.
+    """
+    from huggingface_hub import HfApi
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(folder_or_gan, GAN):
+            folder = save_pretrained(folder_or_gan, Path(tmp) / repo_id.split("/")[-1])
+        else:
+            folder = Path(folder_or_gan)
+            load_folder(folder)
+        api = HfApi(token=token)
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="model",
+            folder_path=folder,
+            allow_patterns=HUB_FILES,
+            commit_message=commit_message,
+        )
+    return str(commit.commit_url)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model cards and info
+
+
+def info(name_or_path: str) -> dict[str, Any]:
+    """What is known of a model without downloading it: registry entry, architecture and training record."""
+    out: dict[str, Any] = {}
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        entry = registry.get_pretrained(name_or_path)
+        out.update({k: v for k, v in vars(entry).items() if v not in (None, (), [], "")})
+        folder = registry.shipped_dir("checkpoints") / entry.folder if entry.folder else None
+    if folder is not None and (folder / CONFIG_NAME).is_file():
+        config = read_config(folder)
+        gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME)
+        out["variant"] = config["variant"]
+        out["architecture"] = {
+            "class": f"{type(gan).__module__}.{type(gan).__qualname__}",
+            "hparams": config["hparams"],
+            "parameters": {n: sum(p.numel() for p in m.parameters()) for n, m in gan.named_children()},
+        }
+        out["training"] = config.get("training", {})
+        out["folder"] = str(folder)
+    return out
+
+
+def model_card(gan: GAN, name: str, entry: registry.Pretrained | None = None, *, license: str | None = None) -> str:
+    """The README.md of a model folder: Hub metadata, how it was trained, usage and limits."""
+    t = gan.training_state()
+    dataset = entry.dataset if entry else None
+    lic = entry.license if entry else (license or "other")
+    front = [
+        "---",
+        "library_name: ganzoo",
+        f"license: {lic}",
+        f"tags: [ganzoo, gan, {gan.variant}, pytorch-lightning]",
+        f"pipeline_tag: {PIPELINE_TAGS[gan.task]}",
+    ]
+    if dataset:
+        front.append(f"datasets: [{dataset}]")
+    if entry and entry.metrics:
+        front += ["model-index:", f"- name: {name}", "  results:", f"  - task: {{type: {PIPELINE_TAGS[gan.task]}}}"]
+        front += [f"    dataset: {{name: {dataset}, type: {dataset}}}", "    metrics:"]
+        for m in entry.metrics:
+            front.append(
+                f"    - {{type: {m['type']}, value: {m['value']}, name: {json.dumps(m.get('name', m['type']))}}}"
+            )
+    front.append("---")
+
+    rows = [
+        ("variant", f"`{gan.variant}` ({type(gan).__qualname__})"),
+        ("data", dataset or "see the recipe"),
+        (
+            "recipe",
+            f"`recipes/{entry.recipe}.yaml`, as run: `{TRAINING_CONFIG_NAME}`" if entry and entry.recipe else None,
+        ),
+        ("batches (generator steps)", f"{t['batches_seen']:,}"),
+        ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
+        ("hardware", "; ".join(t["hardware"]) or "not recorded"),
+        ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
+        ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
+    ]
+    source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"
+    body = [
+        f"# {name}",
+        "",
+        f"{entry.description}." if entry and entry.description else f"A {gan.variant} model trained with ganzoo.",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in rows if v is not None),
+        "",
+        "## Samples",
+        "",
+        f"![samples]({SAMPLES_NAME})",
+        "",
+        f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}.",
+        "",
+        "## Metrics",
+        "",
+    ]
+    if entry and entry.metrics:
+        body += ["| metric | value | protocol |", "|---|---|---|"]
+        body += [f"| {m.get('name', m['type'])} | {m['value']} | {m.get('protocol', '')} |" for m in entry.metrics]
+    else:
+        body.append("Not measured yet: this card states no number that ganzoo's evaluation did not produce.")
+    body += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import ganzoo",
+        "",
+        f'gan = ganzoo.load("{name}")',
+        "images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]",
+        "```",
+        "",
+        f"or `ganzoo sample {name} -n 64 -o grid.png`. Fine-tune with `trainer.fit(gan, datamodule)`.",
+        "",
+        "## Licence and limits",
+        "",
+        f"Licence: {lic}."
+        + (f" Upstream: {entry.source}." if entry and entry.source != "trained by ganzoo" else "")
+        + " A GAN reproduces the statistics of its training data, biases included; its samples are not data.",
+        "",
+    ]
+    return "\n".join(front) + "\n\n" + "\n".join(body) + "\n"
