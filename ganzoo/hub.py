@@ -83,6 +83,8 @@ def save_pretrained(
     _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
     if gan.training_config:
         _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
+    else:
+        (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
     save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
     entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
     card = model_card(gan, name, entry, license=license)
@@ -96,6 +98,9 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a model folder is for sharing
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -142,6 +147,8 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None) -> GAN
         return _load_entry(registry.get_pretrained(name))
     if _REPO_ID.match(name):
         return load_folder(download(name, revision))
+    if os.sep in name or name.startswith("."):
+        raise FileNotFoundError(f"no model folder {path}")
     registry.get_pretrained(name)  # raises UnknownModelError with the closest names
     raise AssertionError("unreachable")
 
@@ -182,15 +189,18 @@ def download(repo_id: str, revision: str | None = None) -> Path:
             pass
     try:
         return Path(snapshot_download(**kwargs))
+    except LocalEntryNotFoundError as e:  # before EntryNotFoundError, its base class: here it means unreachable
+        error = e
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as e:
         raise HubError(f"{where}: not found on the Hub ({type(e).__name__}); check the repo id and revision") from e
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-        raise HubError(
-            f"could not download {where}{offline}, and the Hugging Face cache ({constants.HF_HUB_CACHE}) has no "
-            f"copy. Connect to the network (or set HF_ENDPOINT to a mirror) and try again, or load a local "
-            f"folder. Cause: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        ) from e
+    except (HfHubHTTPError, OSError) as e:
+        error = e
+    offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+    raise HubError(
+        f"could not download {where}{offline}, and the Hugging Face cache ({constants.HF_HUB_CACHE}) has no "
+        f"copy. Connect to the network (or set HF_ENDPOINT to a mirror) and try again, or load a local "
+        f"folder. Cause: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    ) from error
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:

@@ -203,6 +203,7 @@ def shipped_dir(kind: str) -> Path:
 
 def recipe_path(name: str) -> Path:
     """The recipe YAML that trains entry ``name`` (``dcgan-mnist`` -> ``recipes/dcgan-mnist.yaml``)."""
+    _populate()
     folder = shipped_dir("recipes")
     path = folder / f"{_ALIASES.get(name, name)}.yaml"
     if not path.is_file():

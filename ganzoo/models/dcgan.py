@@ -156,6 +156,7 @@ register_pretrained(
         license="apache-2.0",
         description="DCGAN on the MNIST training set, 32x32 grayscale, generator EMA",
         folder="dcgan-mnist",
+        sha256="e316c4d964b52d8b48fe0af5ba264c6fdd16e4a3d70a9d3f9719c5bc83bd6376",
         recipe="dcgan-mnist",
     ),
 )

@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo import registry
+
+REPO = Path(__file__).resolve().parent.parent
+VARIANTS = sorted(registry.variants())
+
+
+def pytest_configure(config):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def data_root() -> Path:
+    """The real data sets (GANZOO_DATA); skips the test when they are absent."""
+    root = os.environ.get("GANZOO_DATA")
+    if not root or not Path(root).is_dir():
+        pytest.skip("real data not available: set GANZOO_DATA (see ganzoo/data.py)")
+    return Path(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Extracted archives go to a per-session cache, never the user's."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path_factory.getbasetemp() / "ganzoo-cache"))

@@ -1,0 +1,437 @@
+"""The Hub paths of ganzoo.hub with the real huggingface_hub client against a loopback Hub (tests/hub_server.py).
+
+huggingface_hub reads HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE when it is imported, so every download runs in a
+child Python process with its own environment; the child registers temporary pretrained entries, calls
+``ganzoo.load`` and writes what it got (samples, or the exception) to a JSON file and ``.pt`` files.
+Only ``push_to_hub`` is tested at the HfApi boundary, with recorders in place of ``create_repo``/``upload_folder``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import inspect
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import CommitInfo, HfApi
+from huggingface_hub.utils import filter_repo_objects
+
+import ganzoo
+from ganzoo import registry
+from ganzoo.hub import HUB_FILES, CheckpointError, file_sha256
+from tests.hub_server import HubServer
+
+REPO = "ganzoo-test/dcgan-tiny"
+NAME = "dcgan-tiny-hubtest"  # a registry entry pinned to the served commit
+MODEL_FILES = {"config.json", "model.safetensors", "README.md", "samples.png"}
+DOWNLOADED = {"config.json", "model.safetensors", "README.md"}  # what ganzoo.hub.download asks for
+
+# The child: registers entries, loads targets, records samples or the exception. With "no_sleep", the client's
+# retry back-off (huggingface_hub.utils._http's time.sleep) returns at once and the waits it asked for are recorded:
+# the retries still happen, against the real socket, they just do not take 23 s.
+CHILD = r"""
+import json, sys, time
+plan = json.loads(sys.argv[1])
+slept = []
+if plan.get("no_sleep"):
+    import huggingface_hub.utils._http as http
+
+    class _Time:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def sleep(self, seconds):
+            slept.append(seconds)
+
+    http.time = _Time()
+import torch
+import ganzoo
+from huggingface_hub import constants
+from ganzoo import registry
+
+for entry in plan["register"]:
+    registry.register_pretrained(registry.Pretrained(**entry))
+results = {"_endpoint": constants.ENDPOINT, "_offline": constants.HF_HUB_OFFLINE}
+for key, target, revision in plan["loads"]:
+    try:
+        gan = ganzoo.load(target, revision=revision)
+    except Exception as e:
+        results[key] = {"ok": False, "type": f"{type(e).__module__}.{type(e).__qualname__}", "message": str(e),
+                        "cause": type(e.__cause__).__name__ if e.__cause__ else None}
+    else:
+        torch.save(gan.sample(4, seed=0), f"{plan['out']}/{key}.pt")
+        results[key] = {"ok": True, "training": gan.training, "variant": gan.variant,
+                        "images_seen": gan.images_seen}
+results["_slept"] = slept
+with open(f"{plan['out']}/results.json", "w") as f:
+    json.dump(results, f)
+"""
+
+
+@dataclass
+class Saved:
+    gan: ganzoo.gan.GAN
+    folder: Path
+    samples: torch.Tensor
+    sha256: str
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Saved:
+    """A tiny dcgan whose every tensor differs from its fresh init (EMA != generator, BN stats moved), saved."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        gan = ganzoo.create("dcgan", **registry.get_variant("dcgan").tiny)
+        with torch.no_grad():
+            for t in gan.state_dict().values():
+                if t.is_floating_point():
+                    t.add_(torch.rand_like(t) * 0.1)  # positive: running_var stays valid
+    gan.images_seen, gan.batches_seen = 1234, 56
+    folder = ganzoo.save_pretrained(gan, tmp_path_factory.mktemp("saved") / "dcgan-tiny", num_samples=4)
+    return Saved(gan, folder, gan.sample(4, seed=0), file_sha256(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def hub(saved):
+    with HubServer() as server:
+        server.add_repo(REPO, saved.folder)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sha(hub) -> str:
+    """The commit the loopback Hub serves REPO at."""
+    return hub.repos[REPO].sha
+
+
+def entries(sha: str, digest: str) -> list[dict]:
+    common = dict(variant="dcgan", dataset="none", license="apache-2.0")
+    return [
+        dict(name=NAME, hub_repo=REPO, revision=sha, sha256=digest, **common),
+        dict(name=f"{NAME}-badsha", hub_repo=REPO, revision=sha, sha256="0" * 64, **common),
+        dict(name=f"{NAME}-norepo", hub_repo="ganzoo-test/no-such-model", revision=sha, **common),
+    ]
+
+
+def run_child(tmp: Path, *, endpoint: str, hf_home: Path, loads, sha: str, digest: str, offline=False, no_sleep=False):
+    """Run the loads in a fresh interpreter; returns (results, {key: samples})."""
+    out = tmp / "out"
+    out.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_DISABLE_PROGRESS_BARS="1",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_IMPLICIT_TOKEN="1")  # fmt: skip
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    plan = {"register": entries(sha, digest), "loads": loads, "out": str(out), "no_sleep": no_sleep}
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(plan)], env=env, cwd=tmp,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results.pop("_endpoint") == endpoint  # the child's client really talks to `endpoint`
+    assert results.pop("_offline") is offline
+    samples = {p.stem: torch.load(p) for p in out.glob("*.pt")}
+    return results, samples
+
+
+def assert_loaded(results: dict, samples: dict, key: str, saved: Saved) -> None:
+    assert results[key]["ok"], results[key]
+    assert results[key]["training"] is False  # eval mode
+    assert results[key]["images_seen"] == 1234
+    assert torch.equal(samples[key], saved.samples), f"{key}: samples differ from the saved model's"
+
+
+def closed_port() -> tuple[socket.socket, int]:
+    """A port bound but never listening: connections are refused, and nothing else can take it meanwhile."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+def resolve_paths(requests, method: str) -> list[str]:
+    return sorted(r.path.rsplit("/", 1)[-1] for r in requests if r.method == method and "/resolve/" in r.path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Local folder
+
+
+def test_save_load_round_trip(saved):
+    folder = saved.folder
+    assert {p.name for p in folder.iterdir()} == MODEL_FILES  # no training_config.yaml: not trained by `ganzoo fit`
+    card = (folder / "README.md").read_text()
+    front = card.split("---\n")[1]
+    assert card.startswith("---\n") and "library_name: ganzoo\n" in front
+    assert (folder / "samples.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["variant"] == "dcgan" and config["hparams"]["latent_dim"] == 8
+
+    gan = ganzoo.load(folder)
+    assert type(gan) is type(saved.gan) and not gan.training
+    assert all(not m.training for m in gan.modules())
+    expected = saved.gan.state_dict()
+    assert gan.state_dict().keys() == expected.keys()
+    assert all(torch.equal(v, expected[k]) for k, v in gan.state_dict().items())
+    assert (gan.images_seen, gan.batches_seen) == (1234, 56)
+    assert torch.equal(gan.sample(4, seed=0), saved.samples)
+    assert not torch.equal(gan.sample(4, seed=1), saved.samples)  # the comparison can fail
+
+
+# --------------------------------------------------------------------------------------------------
+# Download, cache, offline
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hf_home")
+
+
+@pytest.fixture(scope="module")
+def first_download(hub, saved, hf_home, tmp_path_factory, sha):
+    """The first loads, into an empty cache: by registered name, by repo id, and a few that must fail."""
+    hub.clear()
+    loads = [
+        ("name", NAME, None),
+        ("repo", REPO, None),
+        ("badsha", f"{NAME}-badsha", None),
+        ("unknown_repo", "ganzoo-test/no-such-model", None),
+        ("unknown_entry_repo", f"{NAME}-norepo", None),
+        ("unknown_branch", REPO, "no-such-branch"),
+        ("unknown_commit", REPO, "f" * 40),
+    ]
+    results, samples = run_child(tmp_path_factory.mktemp("first"), endpoint=hub.url, hf_home=hf_home, loads=loads,
+                                 sha=sha, digest=saved.sha256)  # fmt: skip
+    return results, samples, hub.served(), saved.sha256
+
+
+def test_download_by_name_and_by_repo_id(first_download, saved, hub, hf_home, sha):
+    results, samples, requests, _ = first_download
+    assert_loaded(results, samples, "name", saved)
+    assert_loaded(results, samples, "repo", saved)
+    # The pinned entry asks for the commit's file list, then each of the three files once; samples.png stays on
+    # the Hub. The repo id resolves `main` to the commit and finds everything in the cache.
+    assert f"/api/models/{REPO}/tree/{sha}" in [r.path for r in requests]
+    assert f"/api/models/{REPO}/revision/main" in [r.path for r in requests]
+    assert resolve_paths(requests, "GET") == sorted(DOWNLOADED)
+    assert set(resolve_paths(requests, "HEAD")) == DOWNLOADED
+    assert all(f"/resolve/{sha}/" in r.path for r in requests if "/resolve/" in r.path)
+    assert all(r.status == 200 for r in requests if "/resolve/" in r.path)
+    snapshot = hf_home / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / sha
+    assert {p.name for p in snapshot.iterdir()} == DOWNLOADED
+    assert file_sha256(snapshot / "model.safetensors") == saved.sha256
+
+
+def test_download_errors(first_download, hub):
+    results = first_download[0]
+    bad = results["badsha"]
+    assert not bad["ok"] and bad["type"] == "ganzoo.hub.CheckpointError"
+    assert f"has sha256 {first_download[3]}, not the registered {'0' * 64}" in bad["message"]
+    missing = "ganzoo-test/no-such-model"
+    for key, target in [("unknown_repo", missing), ("unknown_entry_repo", missing),
+                        ("unknown_branch", REPO), ("unknown_commit", REPO)]:  # fmt: skip
+        r = results[key]
+        assert not r["ok"] and r["type"] == "ganzoo.hub.HubError", (key, r)
+        assert f"{hub.url}/{target}" in r["message"] and "not found on the Hub" in r["message"], (key, r)
+    assert "RepositoryNotFoundError" in results["unknown_repo"]["message"]
+    assert "RepositoryNotFoundError" in results["unknown_entry_repo"]["message"]
+    assert "at revision no-such-branch" in results["unknown_branch"]["message"]
+    assert "RevisionNotFoundError" in results["unknown_branch"]["message"]
+    assert "RevisionNotFoundError" in results["unknown_commit"]["message"]
+
+
+def test_pinned_revision_reloads_from_cache_without_requests(first_download, hub, saved, hf_home, tmp_path, sha):
+    assert hub.running
+    hub.clear()
+    results, samples = run_child(tmp_path, endpoint=hub.url, hf_home=hf_home, loads=[("name", NAME, None)],
+                                 sha=sha, digest=saved.sha256)  # fmt: skip
+    assert_loaded(results, samples, "name", saved)
+    assert hub.served() == []  # a pinned commit in the cache needs no network at all
+
+
+@pytest.fixture(scope="module")
+def offline_run(first_download, hub, saved, hf_home, tmp_path_factory, sha):
+    hub.clear()
+    loads = [("name", NAME, None), ("repo", REPO, None), ("uncached", "ganzoo-test/not-cached", None)]
+    results, samples = run_child(tmp_path_factory.mktemp("offline"), endpoint=hub.url, hf_home=hf_home, loads=loads,
+                                 sha=sha, digest=saved.sha256, offline=True)  # fmt: skip
+    return results, samples, hub.served()
+
+
+def test_offline_mode_loads_from_cache(offline_run, saved, hub):
+    results, samples, requests = offline_run
+    assert_loaded(results, samples, "name", saved)
+    assert_loaded(results, samples, "repo", saved)
+    uncached = results["uncached"]
+    assert not uncached["ok"] and uncached["type"] == "ganzoo.hub.HubError"
+    assert f"{hub.url}/ganzoo-test/not-cached" in uncached["message"]
+    assert requests == []
+
+
+def test_cache_works_with_the_server_stopped(first_download, hub, saved, hf_home, tmp_path, sha):
+    hub.clear()
+    hub.stop()
+    try:
+        with closing(socket.socket()) as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", hub.port))
+        results, samples = run_child(tmp_path, endpoint=hub.url, hf_home=hf_home,
+                                     loads=[("name", NAME, None), ("repo", REPO, None)],
+                                     sha=sha, digest=saved.sha256)  # fmt: skip
+    finally:
+        hub.start()  # same port: the other tests keep their server
+    assert_loaded(results, samples, "name", saved)
+    assert_loaded(results, samples, "repo", saved)  # `main` resolved from refs/main in the cache
+    assert hub.served() == []
+
+
+@pytest.fixture(scope="module")
+def no_server_run(saved, tmp_path_factory, sha):
+    sock, port = closed_port()
+    with closing(sock):
+        tmp = tmp_path_factory.mktemp("noserver")
+        results, samples = run_child(tmp, endpoint=f"http://127.0.0.1:{port}", hf_home=tmp / "hf_home",
+                                     loads=[("name", NAME, None), ("repo", REPO, None)], sha=sha,
+                                     digest=saved.sha256, no_sleep=True)  # fmt: skip
+    return results, samples, port
+
+
+def test_no_server_and_empty_cache_raise_hub_error_naming_the_url(no_server_run, sha):
+    results, samples, port = no_server_run
+    assert samples == {}
+    for key, where in [("name", f"http://127.0.0.1:{port}/{REPO} at revision {sha}"),
+                       ("repo", f"http://127.0.0.1:{port}/{REPO}")]:  # fmt: skip
+        r = results[key]
+        assert not r["ok"] and r["type"] == "ganzoo.hub.HubError", r
+        assert where in r["message"], r
+
+
+def test_unreachable_hub_is_not_reported_as_not_found(no_server_run, offline_run):
+    unreachable = [no_server_run[0]["name"]["message"], no_server_run[0]["repo"]["message"]]
+    offline = offline_run[0]["uncached"]["message"]
+    for message in [*unreachable, offline]:
+        assert "not found on the Hub" not in message, message
+        assert message.startswith("could not download"), message
+    assert all("Cause: LocalEntryNotFoundError" in m and "ConnectError" in m for m in unreachable), unreachable
+    assert "HF_HUB_OFFLINE is set" in offline
+
+
+# --------------------------------------------------------------------------------------------------
+# push_to_hub, at the HfApi boundary
+
+
+@pytest.fixture
+def fake_hfapi(monkeypatch):
+    """Record HfApi.create_repo/upload_folder calls (checked against the real signatures); upload_folder lists
+    the files it would upload, as filtered by its allow/ignore patterns, while the folder still exists."""
+    calls = []
+    real = {name: inspect.signature(getattr(HfApi, name)) for name in ("create_repo", "upload_folder")}
+
+    def create_repo(self, *args, **kwargs):
+        bound = real["create_repo"].bind(self, *args, **kwargs)
+        calls.append(("create_repo", dict(bound.arguments), self.token))
+        return f"https://huggingface.co/{bound.arguments['repo_id']}"
+
+    def upload_folder(self, *args, **kwargs):
+        bound = real["upload_folder"].bind(self, *args, **kwargs)
+        a = dict(bound.arguments)
+        folder = Path(a["folder_path"])
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+        a["uploaded"] = set(filter_repo_objects(files, allow_patterns=a.get("allow_patterns"),
+                                                ignore_patterns=a.get("ignore_patterns")))  # fmt: skip
+        a["loaded"] = ganzoo.load(folder) if "config.json" in a["uploaded"] else None
+        calls.append(("upload_folder", a, self.token))
+        return CommitInfo(
+            commit_url=f"https://huggingface.co/{a['repo_id']}/commit/{'a' * 40}",
+            commit_message=a.get("commit_message") or "",
+            commit_description="",
+            oid="a" * 40,
+        )
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_push_folder(fake_hfapi, saved, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(saved.folder, folder)
+    (folder / "training_config.yaml").write_text("model: {}\n")  # the recipe goes up with the model
+    for junk in ["notes.txt", "last.ckpt", ".DS_Store"]:  # not model files: they stay home
+        (folder / junk).write_text("junk")
+    url = ganzoo.push_to_hub(folder, "someone/dcgan-tiny", private=True, token="hf_test", commit_message="v1")
+    assert url == f"https://huggingface.co/someone/dcgan-tiny/commit/{'a' * 40}"
+    assert [c[0] for c in fake_hfapi] == ["create_repo", "upload_folder"]  # one commit
+    (_, create, token1), (_, upload, token2) = fake_hfapi
+    assert create["repo_id"] == "someone/dcgan-tiny" and create["exist_ok"] is True
+    assert create["private"] is True and create.get("repo_type", "model") in ("model", None)
+    assert token1 == token2 == "hf_test"
+    assert upload["repo_id"] == "someone/dcgan-tiny" and upload.get("repo_type") in ("model", None)
+    assert upload["commit_message"] == "v1"
+    assert Path(upload["folder_path"]) == folder
+    assert upload["uploaded"] == MODEL_FILES | {"training_config.yaml"}
+    assert set(upload["allow_patterns"]) == set(HUB_FILES)
+
+
+def test_push_model_uploads_a_loadable_folder(fake_hfapi, saved):
+    url = ganzoo.push_to_hub(saved.gan, "someone/dcgan-tiny")
+    assert url.endswith(f"/commit/{'a' * 40}")
+    assert [c[0] for c in fake_hfapi] == ["create_repo", "upload_folder"]
+    create, upload = fake_hfapi[0][1], fake_hfapi[1][1]
+    assert create["repo_id"] == "someone/dcgan-tiny" and create["exist_ok"] is True and not create["private"]
+    assert upload["uploaded"] == MODEL_FILES
+    assert Path(upload["folder_path"]).name == "dcgan-tiny"
+    assert not Path(upload["folder_path"]).exists()  # the temporary folder is gone after the push
+    assert torch.equal(upload["loaded"].sample(4, seed=0), saved.samples)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "missing_config"])
+def test_push_damaged_folder_is_refused_before_any_hub_call(fake_hfapi, saved, tmp_path, damage):
+    folder = tmp_path / "model"
+    shutil.copytree(saved.folder, folder)
+    if damage == "truncate":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        (folder / "config.json").unlink()
+    with pytest.raises(CheckpointError):
+        ganzoo.push_to_hub(folder, "someone/dcgan-tiny")
+    assert fake_hfapi == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The loopback Hub itself: the headers and errors the client relies on
+
+
+def test_hub_server_protocol(hub, saved, sha):
+    def fetch(method: str, path: str, **headers) -> tuple[int, dict, bytes]:
+        with closing(http.client.HTTPConnection("127.0.0.1", hub.port, timeout=10)) as conn:
+            conn.request(method, path, headers=headers)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+
+    weights = (saved.folder / "model.safetensors").read_bytes()
+    status, h, body = fetch("HEAD", f"/{REPO}/resolve/main/model.safetensors")
+    assert status == 200 and body == b"" and h["x-repo-commit"] == sha
+    assert h["etag"] == h["x-linked-etag"] == f'"{saved.sha256}"' and h["x-linked-size"] == str(len(weights))
+    assert h["content-length"] == str(len(weights)) and not any(k.startswith("x-xet") for k in h)
+    status, h, body = fetch("GET", f"/{REPO}/resolve/{sha}/model.safetensors", Range="bytes=10-19")
+    assert status == 206 and body == weights[10:20] and h["content-range"] == f"bytes 10-19/{len(weights)}"
+    status, h, _ = fetch("HEAD", f"/{REPO}/resolve/{sha}/config.json")  # a git file: ETag is its blob sha1
+    config = (saved.folder / "config.json").read_bytes()
+    assert h["etag"] == '"{}"'.format(hashlib.sha1(b"blob %d\0" % len(config) + config).hexdigest())
+    assert "x-linked-etag" not in h
+    info = json.loads(fetch("GET", f"/api/models/{REPO}/revision/main")[2])
+    assert info["sha"] == sha and {s["rfilename"] for s in info["siblings"]} == MODEL_FILES
+    for path, code in [(f"/api/models/{REPO}x/revision/main", "RepoNotFound"),
+                       (f"/api/models/{REPO}/revision/dev", "RevisionNotFound"),
+                       (f"/{REPO}/resolve/{sha}/nope.bin", "EntryNotFound")]:  # fmt: skip
+        status, h, _ = fetch("GET", path)
+        assert (status, h["x-error-code"]) == (404, code), path
