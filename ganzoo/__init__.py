@@ -7,6 +7,7 @@
 
 __version__ = "0.1.0"
 
+import ganzoo.strategy  # noqa: F401  (registers the "gan_ddp" strategy with Lightning)
 from ganzoo.hub import load, push_to_hub, save_pretrained
 from ganzoo.registry import create, list_models
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 DATA_ENV = "GANZOO_DATA"
 CACHE_ENV = "GANZOO_CACHE"
@@ -111,6 +111,26 @@ def read_idx(path: Path) -> Tensor:
     return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).view(*shape)
 
 
+class ResumableSampler(DistributedSampler):
+    """A seeded shuffle, sharded over processes, that can start part-way through an epoch.
+
+    The order of epoch ``e`` is ``randperm(n)`` under seed ``seed + e``; process ``r`` of ``w`` takes every
+    ``w``-th index from ``r`` (so ``w`` processes with batch ``b`` see the samples of one process with
+    batch ``w * b``). ``skip`` drops the first samples of the next iteration once: what a run resumed
+    mid-epoch has already consumed. Being a ``DistributedSampler``, Lightning leaves it in place and
+    calls ``set_epoch`` on it.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self.skip = self.skip, 0
+        return iter(indices[skip:])
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base of every source: builds the dataset of a split and serves shuffled, full batches for training.
 
@@ -143,10 +163,18 @@ class ImageDataModule(L.LightningDataModule):
         self.dataset("train")
 
     def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train")
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank)
+        if trainer is not None and trainer.fit_loop.restarting:
+            # Resuming mid-epoch: skip what this process consumed before the checkpoint.
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            sampler.skip = (done % (len(sampler) // self.batch_size)) * self.batch_size
         return DataLoader(
-            self.dataset("train"),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -28,6 +28,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the message names the batch, the phase and the loss."""
+
+
 class GAN(L.LightningModule):
     """Base class: subclasses build ``self.generator`` and ``self.discriminator`` in ``__init__``, then call
     :meth:`init_ema`, and implement :meth:`latents`, ``training_step`` and ``configure_optimizers``.
@@ -41,6 +45,7 @@ class GAN(L.LightningModule):
 
     variant: ClassVar[str] = ""
     task: ClassVar[str] = "generation"
+    ddp_networks: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,10 +54,19 @@ class GAN(L.LightningModule):
         self.ema_kimg: float | None = None
         self.images_seen = 0
         self.batches_seen = 0
+        self.skipped_steps = 0
         # Wall time and hardware of the training so far, for the model card.
         self.train_seconds = 0.0
         self.hardware: list[str] = []
         self.training_config: str | None = None
+        # Training options, set by ganzoo.callbacks.TrainingOptions: what to do with a non-finite loss
+        # ("stop" or "skip") and the gradient-norm limit per network.
+        self.on_nonfinite = "stop"
+        self.grad_clip: dict[str, float] = {}
+        self._ddp: dict[str, nn.Module] = {}
+        self._scalers: dict[int, torch.amp.GradScaler] = {}
+        self._latent_rng: torch.Generator | None = None
+        self._rng_to_restore: list[dict[str, Any]] | None = None
         self._batch_started: float | None = None
 
     # ----------------------------------------------------------------------------------------------
@@ -88,25 +102,118 @@ class GAN(L.LightningModule):
         for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
             b_ema.copy_(b)
 
+    def net(self, name: str) -> nn.Module:
+        """The network ``name`` as ``training_step`` must call it: its own DDP wrapper under ``gan_ddp``."""
+        return self._ddp[name] if name in self._ddp else getattr(self, name)
+
+    def training_latents(self, n: int) -> Tensor:
+        """``n`` generator inputs for this process's share of a training batch, on the module's device.
+
+        Every process draws the whole batch's latents (``n * world_size``) from one generator with the same
+        seed and keeps its own slice: a 2-process run with batch ``b`` sees exactly the latents of a
+        1-process run with batch ``2b``, and resuming restores the stream exactly.
+        """
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        if self._latent_rng is None:
+            # Seeded from the run's seed (seed_everything), which every process shares.
+            self._latent_rng = torch.Generator().manual_seed(torch.initial_seed() + 1)
+        z = self.latents(n * world, generator=self._latent_rng)
+        return z[rank * n : (rank + 1) * n].to(self.device, non_blocking=True)
+
     def update(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
-        """Zero the gradients of ``optimizer``'s parameters, backpropagate ``loss`` and take one step."""
+        """One optimizer step on ``loss``: zero the gradients, backpropagate, clip, step.
+
+        A non-finite loss (on any process) stops the run after saving a checkpoint, or, with
+        ``on_nonfinite="skip"``, skips this step and counts it. Under 16-bit mixed precision each
+        optimizer has its own gradient scaler, so an overflow in one network never rescales the other.
+        """
+        name = self._network_of(optimizer)
+        if not self._all_finite(loss):
+            self._nonfinite(name, loss)
+            return
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
+        scaler = self._scalers.get(id(optimizer))
+        self.manual_backward(scaler.scale(loss) if scaler is not None else loss)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if name in self.grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(getattr(self, name).parameters(), self.grad_clip[name])
+            self.log(f"grad_norm/{name}", norm, on_step=True, on_epoch=False)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    def _network_of(self, optimizer: torch.optim.Optimizer) -> str:
+        first = optimizer.param_groups[0]["params"][0]
+        for name in self.ddp_networks:
+            if any(p is first for p in getattr(self, name).parameters()):
+                return name
+        return "optimizer"
+
+    def _all_finite(self, loss: Tensor) -> bool:
+        finite = torch.isfinite(loss.detach()).all().float()
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
+        return bool(finite)
+
+    def _nonfinite(self, name: str, loss: Tensor) -> None:
+        where = f"batch {self.batches_seen} ({self.images_seen / 1000:.1f} kimg), {name} phase, loss {loss.item()}"
+        if self.on_nonfinite == "skip":
+            self.skipped_steps += 1
+            self.log("progress/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+            return
+        path = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "checkpoints" / "nonfinite.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise NonFiniteLossError(
+            f"non-finite loss at {where}. Saved the state before this step to {path}. Lower the learning "
+            f"rate, clip gradients (TrainingOptions(grad_clip=...)), or skip such steps (on_nonfinite='skip')."
+        )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            # Restored here, not at load time: data loading draws from the RNGs between the two.
+            states = self._rng_to_restore
+            _set_rng_states(states[min(self.trainer.global_rank, len(states) - 1)])
+            self._rng_to_restore = None
         self._batch_started = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         images = len(batch[0]) * self.trainer.world_size
         self.images_seen += images
         self.batches_seen += 1
+        if hasattr(self.trainer.strategy, "broadcast_buffers"):
+            self.trainer.strategy.broadcast_buffers()
         self.update_ema(images)
         if self._batch_started is not None:
             self.train_seconds += time.perf_counter() - self._batch_started
         self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True, on_step=True, on_epoch=False)
 
     def on_fit_start(self) -> None:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        from ganzoo.strategy import GANDDPStrategy
+
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and not isinstance(strategy, GANDDPStrategy):
+            raise RuntimeError(
+                f"{type(strategy).__name__} wraps G and D in one DistributedDataParallel, which breaks GAN steps; "
+                "train with Trainer(strategy='gan_ddp') (ganzoo fit picks it for you)"
+            )
+        precision = str(self.trainer.precision)
+        if precision.startswith("16"):
+            # One scaler per optimizer instead of Lightning's single shared one.
+            plugin = self.trainer.precision_plugin
+            if getattr(plugin, "scaler", None) is not None:
+                plugin.scaler = None
+            states = self._scalers if isinstance(self._scalers, list) else []
+            self._scalers = {}
+            for i, opt in enumerate(self.trainer.optimizers):
+                scaler = torch.amp.GradScaler(self.device.type)
+                if i < len(states):
+                    scaler.load_state_dict(states[i])
+                self._scalers[id(opt)] = scaler
         device = self.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
         desc = f"{self.trainer.world_size} x {name}"
@@ -114,16 +221,36 @@ class GAN(L.LightningModule):
             self.hardware.append(desc)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ganzoo"] = {"variant": self.variant, **self.training_state()}
+        state = {"variant": self.variant, **self.training_state()}
+        if self.trainer is not None and self.trainer.training:
+            # Every process's RNG states (a collective: all ranks take part in saving), the latent stream
+            # and the gradient scalers, so a resumed run continues exactly.
+            states = [_collect_rng_states()]
+            if self.trainer.world_size > 1:
+                states = [None] * self.trainer.world_size
+                torch.distributed.all_gather_object(states, _collect_rng_states())
+            state["rng"] = states
+            if self._latent_rng is not None:
+                state["latent_rng"] = self._latent_rng.get_state()
+            state["scalers"] = [s.state_dict() for s in self._scalers.values()] if self._scalers else []
+        checkpoint["ganzoo"] = state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.load_training_state(checkpoint.get("ganzoo", {}))
+        state = checkpoint.get("ganzoo", {})
+        self.load_training_state(state)
+        self._rng_to_restore = state.get("rng")
+        if "latent_rng" in state:
+            self._latent_rng = torch.Generator()
+            self._latent_rng.set_state(state["latent_rng"])
+        if state.get("scalers"):
+            self._scalers = state["scalers"]  # turned into GradScalers in on_fit_start
 
     def training_state(self) -> dict[str, Any]:
         """The module's clock and training record, saved with checkpoints and written to model cards."""
         return {
             "images_seen": self.images_seen,
             "batches_seen": self.batches_seen,
+            "skipped_steps": self.skipped_steps,
             "train_seconds": self.train_seconds,
             "hardware": list(self.hardware),
             "training_config": self.training_config,
@@ -132,6 +259,7 @@ class GAN(L.LightningModule):
     def load_training_state(self, state: dict[str, Any]) -> None:
         self.images_seen = int(state.get("images_seen", 0))
         self.batches_seen = int(state.get("batches_seen", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.hardware = list(state.get("hardware", []))
         self.training_config = state.get("training_config")
@@ -190,6 +318,34 @@ def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     make_grid(images, nrow).save(path)
     return path
+
+
+def _collect_rng_states() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python RNG states, as plain data that ``weights_only`` loading accepts."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached]}
+    states["python"] = random.getstate()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["torch.cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "torch.cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["torch.cuda"])
 
 
 def _cpu_name() -> str:

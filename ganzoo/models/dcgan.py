@@ -45,23 +45,35 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The normalisation layer named ``norm``: ``"batch"`` (the paper's) or ``"none"``."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+
+
 class Generator(nn.Module):
     """``z [N, latent_dim]`` -> images ``[N, image_channels, image_size, image_size]`` in [-1, 1].
 
     Channels are ``base_channels * 2**(k-1)`` at 4x4, halving at each of the ``k`` doublings.
     """
 
-    def __init__(self, latent_dim: int, image_size: int, image_channels: int, base_channels: int) -> None:
+    def __init__(
+        self, latent_dim: int, image_size: int, image_channels: int, base_channels: int, norm: str = "batch"
+    ) -> None:
         super().__init__()
         k = _num_upsamplings(image_size)
         ch = base_channels * 2 ** (k - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
+            nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=norm == "none"),
+            make_norm(norm, ch),
             nn.ReLU(inplace=True),
         ]
         for _ in range(k - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=norm == "none"), make_norm(norm, ch // 2)]
+            layers += [nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, image_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -74,13 +86,14 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Images ``[N, image_channels, image_size, image_size]`` -> logits ``[N]``."""
 
-    def __init__(self, image_size: int, image_channels: int, base_channels: int) -> None:
+    def __init__(self, image_size: int, image_channels: int, base_channels: int, norm: str = "batch") -> None:
         super().__init__()
         k = _num_upsamplings(image_size)
         ch = base_channels
         layers: list[nn.Module] = [nn.Conv2d(image_channels, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(k - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), make_norm(norm, ch * 2)]
+            layers += [nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False)]
         self.net = nn.Sequential(*layers)
@@ -104,6 +117,7 @@ class DCGAN(GAN):
         lr: Adam learning rate of both networks.
         betas: Adam betas of both networks.
         ema_kimg: half-life of the generator EMA in thousands of images; ``None`` or 0 for none.
+        norm: ``"batch"`` (the paper's batch norm) or ``"none"`` (no normalisation layers).
     """
 
     def __init__(
@@ -115,11 +129,12 @@ class DCGAN(GAN):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         ema_kimg: float | None = None,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.generator = Generator(latent_dim, image_size, image_channels, base_channels)
-        self.discriminator = Discriminator(image_size, image_channels, base_channels)
+        self.generator = Generator(latent_dim, image_size, image_channels, base_channels, norm)
+        self.discriminator = Discriminator(image_size, image_channels, base_channels, norm)
         self.generator.apply(init_weights)
         self.discriminator.apply(init_weights)
         self.init_ema(ema_kimg)
@@ -130,14 +145,15 @@ class DCGAN(GAN):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch
         opt_g, opt_d = self.optimizers()
-        fake = self.generator(self.latents(len(real)).to(real))
+        G, D = self.net("generator"), self.net("discriminator")
+        fake = G(self.training_latents(len(real)))
         with self.toggled_optimizer(opt_d):
-            d_loss = losses.d_logistic(self.discriminator(real), self.discriminator(fake.detach()))
+            d_loss = losses.d_logistic(D(real), D(fake.detach()))
             self.update(opt_d, d_loss)
         with self.toggled_optimizer(opt_g):
-            g_loss = losses.g_nonsaturating(self.discriminator(fake))
+            g_loss = losses.g_nonsaturating(D(fake))
             self.update(opt_g, g_loss)
-        self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, prog_bar=True)
+        self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         betas = tuple(self.hparams.betas)
