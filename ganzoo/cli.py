@@ -129,6 +129,11 @@ def fit(argv: list[str]) -> int:
     from ganzoo.gan import GAN
 
     class GanzooCLI(LightningCLI):
+        def before_instantiate_classes(self) -> None:
+            trainer = self.config[self.subcommand].trainer
+            if trainer.strategy in ("auto", "ddp") and _device_count(trainer.accelerator, trainer.devices) > 1:
+                trainer.strategy = "gan_ddp"  # one DDP per network; Lightning's ddp wraps G and D together
+
         def before_fit(self) -> None:
             # The exact recipe travels inside every checkpoint, so an export can ship it.
             config = self.config[self.subcommand]
@@ -148,6 +153,20 @@ def fit(argv: list[str]) -> int:
         print(f"ganzoo fit: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _device_count(accelerator: str, devices: int | str | list[int]) -> int:
+    """How many devices a Trainer with these settings uses per node."""
+    if isinstance(devices, list):
+        return len(devices)
+    if isinstance(devices, str) and devices.strip() not in ("auto", "-1"):
+        return len([d for d in devices.split(",") if d.strip()]) if "," in devices else int(devices)
+    if devices in ("auto", "-1", -1):
+        import torch
+
+        gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        return torch.cuda.device_count() if gpu else 1
+    return int(devices)
 
 
 def _resolve_recipes(argv: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -29,6 +30,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+# Lightning warns that a mid-epoch resume is inexact unless the DataLoader is stateful; ResumableSampler
+# makes it exact without that interface.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 DATA_ENV = "GANZOO_DATA"
 CACHE_ENV = "GANZOO_CACHE"
@@ -168,8 +173,9 @@ class ImageDataModule(L.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank)
         if trainer is not None and trainer.fit_loop.restarting:
-            # Resuming mid-epoch: skip what this process consumed before the checkpoint.
-            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            # Resuming mid-epoch: skip what this process consumed before the checkpoint. "processed", not
+            # "completed": a checkpoint written in on_train_batch_end has not yet counted that batch completed.
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
             sampler.skip = (done % (len(sampler) // self.batch_size)) * self.batch_size
         return DataLoader(
             dataset,

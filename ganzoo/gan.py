@@ -68,6 +68,7 @@ class GAN(L.LightningModule):
         self._latent_rng: torch.Generator | None = None
         self._rng_to_restore: list[dict[str, Any]] | None = None
         self._batch_started: float | None = None
+        self._batch_ended = True
 
     # ----------------------------------------------------------------------------------------------
     # Subclass hooks
@@ -146,11 +147,10 @@ class GAN(L.LightningModule):
             optimizer.step()
 
     def _network_of(self, optimizer: torch.optim.Optimizer) -> str:
+        """The network whose parameters ``optimizer`` updates (by its first parameter)."""
         first = optimizer.param_groups[0]["params"][0]
-        for name in self.ddp_networks:
-            if any(p is first for p in getattr(self, name).parameters()):
-                return name
-        return "optimizer"
+        names = [n for n in self.ddp_networks if any(p is first for p in getattr(self, n).parameters())]
+        return names[0] if names else "optimizer"
 
     def _all_finite(self, loss: Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).all().float()
@@ -178,8 +178,18 @@ class GAN(L.LightningModule):
             _set_rng_states(states[min(self.trainer.global_rank, len(states) - 1)])
             self._rng_to_restore = None
         self._batch_started = time.perf_counter()
+        self._batch_ended = False
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.end_batch(batch)
+
+    def end_batch(self, batch: Any) -> None:
+        """The bookkeeping after a batch's optimizer steps: counters, buffer sync, EMA, timing. Runs once per
+        batch, from whichever comes first: this module's ``on_train_batch_end`` or a ganzoo callback that
+        needs the clock (Lightning calls callbacks' ``on_train_batch_end`` before the module's)."""
+        if self._batch_ended:
+            return
+        self._batch_ended = True
         images = len(batch[0]) * self.trainer.world_size
         self.images_seen += images
         self.batches_seen += 1

@@ -27,3 +27,13 @@ def data_root() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Extracted archives go to a per-session cache, never the user's."""
     monkeypatch.setenv("GANZOO_CACHE", str(tmp_path_factory.getbasetemp() / "ganzoo-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Lightning's DDP setup writes LOCAL_RANK, WORLD_SIZE, MASTER_PORT ... into os.environ; a later test's
+    child process that inherited them would wait for ranks that never start."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

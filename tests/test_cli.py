@@ -99,16 +99,16 @@ def test_recipe_parses_to_the_registered_model():
             assert {k: v for k, v in c.model.hparams.items() if k in shipped["hparams"]} == shipped["hparams"]
 
 
-def fit_args(tmp_path: Path, data_overrides: list[str]) -> list[str]:
+def fit_args(tmp_path: Path, data_overrides: list[str], config: str = "recipes/dcgan-mnist.yaml") -> list[str]:
     return [
-        "fit", "--config", "recipes/dcgan-mnist.yaml", *data_overrides,
+        "fit", "--config", config, *data_overrides,
         "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
     ]  # fmt: skip
 
 
 def check_fit_export_load(tmp_path: Path) -> None:
-    ckpts = sorted((tmp_path / "runs").rglob("last.ckpt"))
+    ckpts = sorted((tmp_path / "runs" / "dcgan-mnist" / "checkpoints").glob("last.ckpt"))
     assert ckpts, "ganzoo fit wrote no checkpoint"
     assert cli.main(["export", str(ckpts[0]), str(tmp_path / "exported")]) == 0
     gan = ganzoo.load(tmp_path / "exported")
@@ -121,10 +121,10 @@ def check_fit_export_load(tmp_path: Path) -> None:
 
 
 def test_fit_recipe_then_export_then_load_synthetic(tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(tmp_path)
     synthetic = ["--data=ganzoo.data.Synthetic", "--data.image_size=32", "--data.batch_size=128",
                  "--data.num_images=512"]  # fmt: skip
-    assert cli.main(fit_args(tmp_path, synthetic)) == 0
+    assert cli.main(fit_args(tmp_path, synthetic, config=str(REPO / "recipes" / "dcgan-mnist.yaml"))) == 0
     check_fit_export_load(tmp_path)
 
 

@@ -1,0 +1,165 @@
+"""Callbacks that run on the GAN's own clock (batches and images seen), not ``trainer.global_step``.
+
+Under manual optimisation ``trainer.global_step`` counts every optimizer step, two or more per batch, so
+Lightning's ``every_n_train_steps``, ``max_steps`` and step-named files mean something else for a GAN. These
+callbacks count what a GAN paper counts: batches (generator updates) and thousands of images (kimg).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from ganzoo.gan import GAN, save_grid
+
+
+def _due(gan: GAN, images_before: int, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
+    """Whether the batch just done crossed a multiple of ``every_n_kimg`` or ``every_n_batches``."""
+    if every_n_batches and gan.batches_seen % every_n_batches == 0:
+        return True
+    if every_n_kimg:
+        step = every_n_kimg * 1000
+        return int(gan.images_seen // step) > int(images_before // step)
+    return False
+
+
+class GANCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` triggered every ``every_n_kimg`` thousand images or ``every_n_batches`` batches.
+
+    Files are named by the module's clock (``kimg=0012.800-batch=100.ckpt``); ``save_last`` keeps ``last.ckpt``
+    for ``ganzoo fit --ckpt_path last``. Lightning writes checkpoints atomically (a temporary file renamed
+    into place) and only on rank 0.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        filename: str | None = None,
+        every_n_kimg: float | None = None,
+        every_n_batches: int | None = None,
+        save_last: bool = True,
+        save_top_k: int = -1,
+        **kwargs: Any,
+    ) -> None:
+        if (every_n_kimg or every_n_batches) and not kwargs.get("every_n_epochs"):
+            kwargs["every_n_epochs"] = 0  # the module's clock replaces the epoch trigger
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename or "{kimg:08.3f}-{batch}",
+            save_last=save_last,
+            save_top_k=save_top_k,
+            **kwargs,
+        )
+        self.every_n_kimg, self.every_n_batches = every_n_kimg, every_n_batches
+        self._images_before = 0
+        self._saved_at = -1
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: GAN, batch: Any, batch_idx: int) -> None:
+        self._images_before = pl_module.images_seen
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
+        pl_module.end_batch(batch)
+        if _due(pl_module, self._images_before, self.every_n_kimg, self.every_n_batches):
+            self._save(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        # The end of a run is always kept, whether max_epochs, StopAt or a signal ended it.
+        if pl_module.batches_seen != self._saved_at and (self.every_n_kimg or self.every_n_batches):
+            self._save(trainer, pl_module)
+
+    def _save(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+        self._saved_at = pl_module.batches_seen
+
+    def _monitor_candidates(self, trainer: L.Trainer) -> dict[str, torch.Tensor]:
+        candidates = super()._monitor_candidates(trainer)
+        gan = trainer.lightning_module
+        candidates["kimg"] = torch.tensor(gan.images_seen / 1000.0)
+        candidates["batch"] = torch.tensor(gan.batches_seen)
+        return candidates
+
+
+class StopAt(Callback):
+    """Stop training after ``kimg`` thousand images or ``batches`` batches, whichever comes first."""
+
+    def __init__(self, kimg: float | None = None, batches: int | None = None) -> None:
+        if kimg is None and batches is None:
+            raise ValueError("StopAt needs kimg or batches")
+        self.kimg, self.batches = kimg, batches
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
+        pl_module.end_batch(batch)
+        if (self.batches is not None and pl_module.batches_seen >= self.batches) or (
+            self.kimg is not None and pl_module.images_seen >= self.kimg * 1000
+        ):
+            trainer.should_stop = True
+
+
+class SampleGrid(Callback):
+    """Write a fixed-seed sample grid every ``every_n_kimg`` thousand images (rank 0 only).
+
+    Files go to ``<log_dir>/samples/kimg=0012.800.png``; the same ``seed`` makes the grids comparable.
+    """
+
+    def __init__(self, every_n_kimg: float = 10.0, num: int = 64, seed: int = 0) -> None:
+        self.every_n_kimg, self.num, self.seed = every_n_kimg, num, seed
+        self._images_before = 0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: GAN, batch: Any, batch_idx: int) -> None:
+        self._images_before = pl_module.images_seen
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
+        pl_module.end_batch(batch)
+        if _due(pl_module, self._images_before, self.every_n_kimg, None):
+            self._write(trainer, pl_module)
+
+    @rank_zero_only
+    def _write(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
+        save_grid(pl_module.sample(self.num, seed=self.seed), folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png")
+
+
+class TrainingOptions(Callback):
+    """Speed and safety options of a run, kept out of the model's architecture config.
+
+    Args:
+        grad_clip: maximum gradient norm per network, e.g. ``{"discriminator": 10.0}`` (Lightning's
+            ``gradient_clip_val`` does not apply under manual optimisation).
+        on_nonfinite: ``"stop"`` (save a checkpoint and stop with the batch, phase and loss) or ``"skip"``
+            (skip the step and count it in ``progress/skipped_steps``).
+        channels_last: convert the networks to the channels-last memory format (faster convolutions on
+            tensor-core GPUs).
+        compile: ``torch.compile`` each network in place (state-dict keys stay as they are).
+    """
+
+    def __init__(
+        self,
+        grad_clip: dict[str, float] | None = None,
+        on_nonfinite: str = "stop",
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        self.grad_clip, self.on_nonfinite = dict(grad_clip or {}), on_nonfinite
+        self.channels_last, self.compile = channels_last, compile
+
+    def setup(self, trainer: L.Trainer, pl_module: GAN, stage: str) -> None:
+        unknown = set(self.grad_clip) - set(pl_module.ddp_networks)
+        if unknown:
+            raise ValueError(f"grad_clip names {sorted(unknown)}; {pl_module.variant} has {pl_module.ddp_networks}")
+        pl_module.grad_clip, pl_module.on_nonfinite = self.grad_clip, self.on_nonfinite
+        # Before the strategy wraps the networks in DDP (Lightning calls setup hooks first).
+        for name in pl_module.ddp_networks:
+            net = getattr(pl_module, name)
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)
+            if self.compile and stage == "fit":
+                net.compile()

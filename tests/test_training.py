@@ -1,0 +1,238 @@
+"""Training correctness: exact resume, crash recovery, mixed precision, bad states, the module's own clock."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.callbacks import GANCheckpoint, SampleGrid, StopAt, TrainingOptions
+from ganzoo.data import Synthetic
+from ganzoo.gan import NonFiniteLossError
+from tests.conftest import REPO
+
+TINY = dict(latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01, lr=1e-3)
+
+
+def make(**overrides):
+    L.seed_everything(0, verbose=False)
+    return ganzoo.create("dcgan", **{**TINY, **overrides})
+
+
+def trainer(tmp_path, callbacks, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu", max_epochs=20, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, callbacks=callbacks, **kwargs,
+    )  # fmt: skip
+
+
+def data() -> Synthetic:
+    return Synthetic(num_images=64, image_size=8, batch_size=8)  # 8 batches an epoch
+
+
+def snapshot(gan, tr) -> dict:
+    return {
+        "state": {k: v.clone() for k, v in gan.state_dict().items()},
+        "optimizers": [o.state_dict() for o in tr.optimizers],
+        "clock": (gan.images_seen, gan.batches_seen),
+        "latent_rng": gan._latent_rng.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def assert_same(a, b):
+    assert a["clock"] == b["clock"]
+    for k, v in a["state"].items():
+        torch.testing.assert_close(b["state"][k], v, rtol=0, atol=0, msg=k)
+    for oa, ob in zip(a["optimizers"], b["optimizers"], strict=True):
+        for i, s in oa["state"].items():
+            for key, value in s.items():
+                torch.testing.assert_close(ob["state"][i][key], value, rtol=0, atol=0)
+    assert torch.equal(a["latent_rng"], b["latent_rng"]) and torch.equal(a["torch_rng"], b["torch_rng"])
+
+
+def test_resume_mid_epoch_is_exact(tmp_path):
+    """5 batches, save, resume for 8 more == 13 batches straight (the stop falls mid-epoch)."""
+    gan = make()
+    tr = trainer(tmp_path / "straight", [StopAt(batches=13)])
+    tr.fit(gan, data())
+    straight = snapshot(gan, tr)
+
+    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=5, save_last=True)
+    first = make()
+    trainer(tmp_path / "resumed", [StopAt(batches=5), ckpt]).fit(first, data())
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["kimg=0000.040-batch=5.ckpt", "last.ckpt"]
+    resumed = make(lr=0.5)  # hparams and weights come from the checkpoint's state, not from here
+    resumed.load_state_dict(first.state_dict())
+    tr = trainer(tmp_path / "resumed", [StopAt(batches=13), GANCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)])
+    tr.fit(resumed, data(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert_same(straight, snapshot(resumed, tr))
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"""
+seed_everything: 0
+model:
+  class_path: ganzoo.models.dcgan.DCGAN
+  init_args: {{latent_dim: 8, image_size: 8, image_channels: 1, base_channels: 4}}
+data:
+  class_path: ganzoo.data.Synthetic
+  init_args: {{num_images: 512, image_size: 8, batch_size: 8}}
+trainer:
+  accelerator: cpu
+  max_epochs: 1000
+  logger: false
+  enable_progress_bar: false
+  callbacks:
+    - class_path: ganzoo.callbacks.GANCheckpoint
+      init_args: {{dirpath: {tmp_path / "ckpt"}, every_n_batches: 20, save_last: true}}
+    - class_path: ganzoo.callbacks.StopAt
+      init_args: {{batches: 2000}}
+""")
+    cmd = [sys.executable, "-m", "ganzoo.cli", "fit", "--config", str(config)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "ckpt").glob("kimg=*-batch=40.ckpt")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    last = ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt")  # intact after the kill
+    assert last.batches_seen >= 40 and last.batches_seen % 20 == 0
+    out = subprocess.run(
+        [*cmd, "--ckpt_path", "last", "--trainer.callbacks+=ganzoo.callbacks.StopAt",
+         f"--trainer.callbacks.batches={last.batches_seen + 20}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    done = ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert done.batches_seen == last.batches_seen + 20
+
+
+def test_bf16_mixed_steps_on_cpu(tmp_path):
+    gan = make()
+    trainer(tmp_path, [StopAt(batches=3)], precision="bf16-mixed").fit(gan, data())
+    assert gan.batches_seen == 3
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in gan.parameters())
+
+
+def test_fp16_mixed_uses_one_scaler_per_optimizer(tmp_path):
+    gan = make()
+    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=3, save_last=True)
+    # Lightning turns precision="16-mixed" into bf16 on a CPU; the plugin itself runs fp16 autocast there.
+    from lightning.pytorch.plugins import MixedPrecision
+
+    plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+    tr = trainer(tmp_path, [StopAt(batches=3), ckpt], plugins=[plugin])
+    tr.fit(gan, data())
+    assert tr.precision_plugin.scaler is None
+    assert {id(o) for o in tr.optimizers} == set(gan._scalers)
+    assert len({id(s) for s in gan._scalers.values()}) == 2
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["ganzoo"]["scalers"]
+    assert len(saved) == 2 and all(s["scale"] > 0 for s in saved)
+
+
+class InjectNaN(L.Callback):
+    def __init__(self, at_batch: int) -> None:
+        self.at_batch = at_batch
+
+    def on_train_batch_start(self, trainer, gan, batch, batch_idx):
+        if gan.batches_seen == self.at_batch:
+            with torch.no_grad():
+                gan.discriminator.net[-1].weight.fill_(math.nan)
+
+
+def test_nan_stops_with_a_clear_message_and_a_usable_checkpoint(tmp_path):
+    gan = make()
+    with pytest.raises(NonFiniteLossError, match=r"batch 2 .*discriminator phase, loss nan") as e:
+        trainer(tmp_path, [InjectNaN(at_batch=2)]).fit(gan, data())
+    path = tmp_path / "checkpoints" / "nonfinite.ckpt"
+    assert str(path) in str(e.value)
+    saved = ganzoo.hub.load_lightning_checkpoint(path)
+    assert saved.batches_seen == 2
+
+
+def test_nan_can_be_skipped_and_counted(tmp_path):
+    gan = make()
+    before = None
+
+    class Remember(L.Callback):
+        def on_train_batch_end(self, trainer, gan, *args):
+            nonlocal before
+            if gan.batches_seen == 2:
+                before = gan.generator.net[0].weight.clone()
+
+    tr = trainer(tmp_path, [Remember(), InjectNaN(at_batch=2), TrainingOptions(on_nonfinite="skip"), StopAt(batches=4)])
+    tr.fit(gan, data())
+    assert gan.skipped_steps == 4  # D and G, two batches
+    assert torch.equal(gan.generator.net[0].weight, before)  # the NaN never reached the generator
+
+
+def test_gradient_clipping_per_network(tmp_path):
+    gan = make(lr=1.0)
+    seen = []
+
+    class Norms(L.Callback):
+        def on_before_optimizer_step(self, trainer, gan, optimizer):
+            name = gan._network_of(optimizer)
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in getattr(gan, name).parameters() if p.grad is not None]
+            )
+            seen.append((name, float(norm)))
+
+    tr = trainer(tmp_path, [TrainingOptions(grad_clip={"discriminator": 1e-3}), Norms(), StopAt(batches=2)])
+    tr.fit(gan, data())
+    d_norms = [n for name, n in seen if name == "discriminator"]
+    assert d_norms and max(d_norms) <= 1e-3 * 1.001
+    assert max(n for name, n in seen if name == "generator") > 1e-3
+    with pytest.raises(ValueError, match="grad_clip names"):
+        trainer(tmp_path, [TrainingOptions(grad_clip={"critic": 1.0})]).fit(make(), data())
+
+
+def test_clock_callbacks_count_batches_and_kimg(tmp_path):
+    gan = make()
+    tr = trainer(tmp_path, [StopAt(kimg=0.1), SampleGrid(every_n_kimg=0.032, num=4)])
+    tr.fit(gan, data())
+    assert gan.images_seen == 104 and gan.batches_seen == 13  # the first batch at or past 100 images
+    assert tr.global_step == 2 * 13  # what Lightning counts: one per optimizer step
+    grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert grids == ["kimg=0000.032.png", "kimg=0000.064.png", "kimg=0000.096.png"]
+
+
+def test_plain_ddp_is_refused(tmp_path):
+    from lightning.pytorch.strategies import DDPStrategy
+
+    class Refuse(DDPStrategy):  # a one-process DDP, to reach on_fit_start without spawning
+        def setup_distributed(self):
+            pass
+
+        def configure_ddp(self):
+            pass
+
+    with pytest.raises(RuntimeError, match="gan_ddp"):
+        trainer(tmp_path, [], strategy=Refuse(), devices=1).fit(make(), data())
+
+
+@pytest.mark.slow
+def test_cli_picks_gan_ddp_for_two_devices(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "ganzoo.cli", "fit", "--config", str(REPO / "recipes" / "dcgan-mnist.yaml"),
+         "--data=ganzoo.data.Synthetic", "--data.image_size=32", "--data.batch_size=8", "--data.num_images=64",
+         "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.max_epochs=1",
+         "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false",
+         f"--trainer.logger.init_args.save_dir={tmp_path}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    # Saved at the end of the run (the recipe saves every 100 kimg) by rank 0, with both ranks' images counted.
+    ckpt = ganzoo.hub.load_lightning_checkpoint(tmp_path / "runs" / "dcgan-mnist" / "checkpoints" / "last.ckpt")
+    assert ckpt.images_seen == 2 * 2 * 8 and ckpt.hardware[0].startswith("2 x ")
+    config = (tmp_path / "dcgan-mnist" / "version_0" / "config.yaml").read_text()
+    assert "strategy: gan_ddp" in config
