@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import resource
 import statistics
 import time
@@ -31,7 +30,7 @@ import ganzoo
 from ganzoo import losses, registry
 from ganzoo.callbacks import StopAt, TrainingOptions
 from ganzoo.data import Synthetic
-from ganzoo.gan import GAN
+from ganzoo.gan import GAN, _cpu_name
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -141,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    hardware = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}"
+    hardware = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
     print(f"# ganzoo {ganzoo.__version__}, torch {torch.__version__}, lightning {L.__version__}, {device}: "
           f"{hardware}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| recipe | mode | batch | plain img/s | ganzoo img/s | ratio | sampling img/s | peak memory MB |")

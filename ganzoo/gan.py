@@ -184,7 +184,7 @@ class GAN(L.LightningModule):
         self.end_batch(batch)
 
     def end_batch(self, batch: Any) -> None:
-        """The bookkeeping after a batch's optimizer steps: counters, buffer sync, EMA, timing. Runs once per
+        """The bookkeeping after a batch's optimizer steps: counters, buffer sync, EMA, schedules. Runs once per
         batch, from whichever comes first: this module's ``on_train_batch_end`` or a ganzoo callback that
         needs the clock (Lightning calls callbacks' ``on_train_batch_end`` before the module's)."""
         if self._batch_ended:
@@ -196,6 +196,10 @@ class GAN(L.LightningModule):
         if hasattr(self.trainer.strategy, "broadcast_buffers"):
             self.trainer.strategy.broadcast_buffers()
         self.update_ema(images)
+        # Learning-rate schedules step once per batch (Lightning steps none under manual optimisation).
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            scheduler.step()
         if self._batch_started is not None:
             self.train_seconds += time.perf_counter() - self._batch_started
         self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True, on_step=True, on_epoch=False)

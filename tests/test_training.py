@@ -236,3 +236,25 @@ def test_cli_picks_gan_ddp_for_two_devices(tmp_path):
     assert ckpt.images_seen == 2 * 2 * 8 and ckpt.hardware[0].startswith("2 x ")
     config = (tmp_path / "dcgan-mnist" / "version_0" / "config.yaml").read_text()
     assert "strategy: gan_ddp" in config
+
+
+def test_learning_rate_schedules_step_once_per_batch(tmp_path):
+    class Scheduled(type(make())):
+        def configure_optimizers(self):
+            opts = super().configure_optimizers()
+            return opts, [torch.optim.lr_scheduler.LambdaLR(o, lambda batch: 0.5**batch) for o in opts]
+
+    gan = Scheduled(**TINY)
+    tr = trainer(tmp_path, [StopAt(batches=3)])
+    tr.fit(gan, data())
+    assert [c.scheduler.last_epoch for c in tr.lr_scheduler_configs] == [3, 3]
+    assert tr.optimizers[0].param_groups[0]["lr"] == pytest.approx(TINY["lr"] * 0.5**3)
+
+
+@pytest.mark.slow
+def test_speed_options_keep_the_checkpoint_layout(tmp_path):
+    gan = make()
+    keys = set(gan.state_dict())
+    trainer(tmp_path, [StopAt(batches=2), TrainingOptions(channels_last=True, compile=True)]).fit(gan, data())
+    assert gan.batches_seen == 2 and set(gan.state_dict()) == keys
+    assert gan.generator.net[0].weight.is_contiguous(memory_format=torch.channels_last)
