@@ -65,6 +65,7 @@ class GAN(L.LightningModule):
         self.grad_clip: dict[str, float] = {}
         self._ddp: dict[str, nn.Module] = {}
         self._scalers: dict[int, torch.amp.GradScaler] = {}
+        self._scaler_states: list[dict[str, Any]] = []
         self._latent_rng: torch.Generator | None = None
         self._rng_to_restore: list[dict[str, Any]] | None = None
         self._batch_started: float | None = None
@@ -221,13 +222,13 @@ class GAN(L.LightningModule):
             plugin = self.trainer.precision_plugin
             if getattr(plugin, "scaler", None) is not None:
                 plugin.scaler = None
-            states = self._scalers if isinstance(self._scalers, list) else []
             self._scalers = {}
             for i, opt in enumerate(self.trainer.optimizers):
                 scaler = torch.amp.GradScaler(self.device.type)
-                if i < len(states):
-                    scaler.load_state_dict(states[i])
+                if i < len(self._scaler_states):
+                    scaler.load_state_dict(self._scaler_states[i])
                 self._scalers[id(opt)] = scaler
+            self._scaler_states = []
         device = self.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
         desc = f"{self.trainer.world_size} x {name}"
@@ -256,8 +257,7 @@ class GAN(L.LightningModule):
         if "latent_rng" in state:
             self._latent_rng = torch.Generator()
             self._latent_rng.set_state(state["latent_rng"])
-        if state.get("scalers"):
-            self._scalers = state["scalers"]  # turned into GradScalers in on_fit_start
+        self._scaler_states = state.get("scalers", [])  # turned into GradScalers in on_fit_start
 
     def training_state(self) -> dict[str, Any]:
         """The module's clock and training record, saved with checkpoints and written to model cards."""
