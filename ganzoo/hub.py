@@ -187,6 +187,22 @@ def download(repo_id: str, revision: str | None = None) -> Path:
             return Path(snapshot_download(**kwargs, local_files_only=True))
         except LocalEntryNotFoundError:
             pass
+
+    def failed(cause: str) -> HubError:
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        return HubError(
+            f"could not download {where}{offline}, and the Hugging Face cache ({constants.HF_HUB_CACHE}) has no "
+            f"copy. Connect to the network (or set HF_ENDPOINT to a mirror) and try again, or load a local "
+            f"folder. Cause: {cause}"
+        )
+
+    # Without this probe an unreachable Hub costs huggingface_hub's retries with back-off (about 23 s) before
+    # the same answer; a cached copy of a branch is still used, as huggingface_hub itself would.
+    if not constants.HF_HUB_OFFLINE and not _reachable(constants.ENDPOINT):
+        try:
+            return Path(snapshot_download(**kwargs, local_files_only=True))
+        except LocalEntryNotFoundError as e:
+            raise failed(f"cannot connect to {constants.ENDPOINT}") from e
     try:
         return Path(snapshot_download(**kwargs))
     except LocalEntryNotFoundError as e:  # before EntryNotFoundError, its base class: here it means unreachable
@@ -195,12 +211,18 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         raise HubError(f"{where}: not found on the Hub ({type(e).__name__}); check the repo id and revision") from e
     except (HfHubHTTPError, OSError) as e:
         error = e
-    offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-    raise HubError(
-        f"could not download {where}{offline}, and the Hugging Face cache ({constants.HF_HUB_CACHE}) has no "
-        f"copy. Connect to the network (or set HF_ENDPOINT to a mirror) and try again, or load a local "
-        f"folder. Cause: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    ) from error
+    raise failed(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from error
+
+
+def _reachable(endpoint: str) -> bool:
+    """Whether ``endpoint`` answers at all (any HTTP status), within a few seconds and without retries."""
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(endpoint, timeout=5)
+    except Exception:  # the session's transport errors (httpx or requests, by huggingface_hub version)
+        return False
+    return True
 
 
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
