@@ -17,12 +17,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_workers(out, devices: int, batch: int, norm: str, batches: int = 3) -> list[dict]:
+def run_workers(out, devices: int, batch: int, norm: str, batches: int = 3, extra: tuple = ()) -> list[dict]:
     """Start ``devices`` worker processes as torchrun would and return each rank's final state."""
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(devices),
            "NODE_RANK": "0", "PYTHONPATH": str(REPO)}  # fmt: skip
     args = [sys.executable, "-m", "tests.ddp_worker", "--out", str(out), "--devices", str(devices)]
-    args += ["--batch", str(batch), "--norm", norm, "--batches", str(batches)]
+    args += ["--batch", str(batch), "--norm", norm, "--batches", str(batches), *extra]
     procs = [
         subprocess.Popen(args, env={**env, "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for r in range(devices)
@@ -56,3 +56,23 @@ def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path):
     for key, value in one["state"].items():
         torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-5, msg=key)
     assert any(not torch.equal(initial[k], v) for k, v in one["state"].items())
+
+
+@pytest.mark.slow
+def test_two_rank_resume_is_exact(tmp_path):
+    """2 ranks: 3 batches, stop, resume to 6 == 6 straight (every rank's weights, optimizers and RNG)."""
+    for d in ("straight", "resumed"):
+        (tmp_path / d).mkdir()
+    straight = run_workers(tmp_path / "straight", devices=2, batch=4, norm="batch", batches=6)
+    ckpt = ("--ckpt-dir", str(tmp_path / "ckpt"))
+    run_workers(tmp_path / "resumed", devices=2, batch=4, norm="batch", batches=3, extra=ckpt)
+    resumed = run_workers(tmp_path / "resumed", devices=2, batch=4, norm="batch", batches=6, extra=(*ckpt, "--resume"))
+    for a, b in zip(straight, resumed, strict=True):
+        assert a["batches_seen"] == b["batches_seen"] == 6
+        for key, value in a["state"].items():
+            torch.testing.assert_close(b["state"][key], value, rtol=0, atol=0, msg=key)
+        for oa, ob in zip(a["optimizers"], b["optimizers"], strict=True):
+            for i, s in oa["state"].items():
+                for k, v in s.items():
+                    torch.testing.assert_close(ob["state"][i][k], v, rtol=0, atol=0)
+        assert torch.equal(a["torch_rng"], b["torch_rng"])
