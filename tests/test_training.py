@@ -258,3 +258,26 @@ def test_speed_options_keep_the_checkpoint_layout(tmp_path):
     trainer(tmp_path, [StopAt(batches=2), TrainingOptions(channels_last=True, compile=True)]).fit(gan, data())
     assert gan.batches_seen == 2 and set(gan.state_dict()) == keys
     assert gan.generator.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_save_that_dies_half_way_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Lightning writes checkpoints through an fsspec transaction (a temporary file renamed into place)."""
+    from fsspec.implementations.local import LocalFileOpener
+
+    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=2)
+    trainer(tmp_path, [StopAt(batches=2), ckpt]).fit(make(), data())
+    last = tmp_path / "ckpt" / "last.ckpt"
+    before = last.read_bytes()
+
+    def die_half_way(self, data):
+        LocalFileOpener.__dict__["_real_write"](self, data[: len(data) // 2])
+        raise OSError("the process died while saving")
+
+    monkeypatch.setattr(LocalFileOpener, "_real_write", LocalFileOpener.write, raising=False)
+    monkeypatch.setattr(LocalFileOpener, "write", die_half_way)
+    gan = ganzoo.hub.load_lightning_checkpoint(last).train()
+    with pytest.raises(OSError, match="died while saving"):
+        trainer(tmp_path, [StopAt(batches=4), ckpt]).fit(gan, data(), ckpt_path=last)
+    monkeypatch.undo()
+    assert last.read_bytes() == before
+    assert ganzoo.hub.load_lightning_checkpoint(last).batches_seen == 2
