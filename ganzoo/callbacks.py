@@ -18,12 +18,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from ganzoo.gan import GAN, save_grid
 
 
-def _due(gan: GAN, images_before: int, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
-    """Whether the batch just done crossed a multiple of ``every_n_kimg`` or ``every_n_batches``."""
+def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
+    """Whether ``batch``, just done, crossed a multiple of ``every_n_kimg`` or ``every_n_batches``."""
     if every_n_batches and gan.batches_seen % every_n_batches == 0:
         return True
     if every_n_kimg:
         step = every_n_kimg * 1000
+        images_before = gan.images_seen - len(batch[0]) * gan.trainer.world_size
         return int(gan.images_seen // step) > int(images_before // step)
     return False
 
@@ -56,15 +57,11 @@ class GANCheckpoint(ModelCheckpoint):
             **kwargs,
         )
         self.every_n_kimg, self.every_n_batches = every_n_kimg, every_n_batches
-        self._images_before = 0
         self._saved_at = -1
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: GAN, batch: Any, batch_idx: int) -> None:
-        self._images_before = pl_module.images_seen
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
         pl_module.end_batch(batch)
-        if _due(pl_module, self._images_before, self.every_n_kimg, self.every_n_batches):
+        if _due(pl_module, batch, self.every_n_kimg, self.every_n_batches):
             self._save(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: GAN) -> None:
@@ -110,14 +107,10 @@ class SampleGrid(Callback):
 
     def __init__(self, every_n_kimg: float = 10.0, num: int = 64, seed: int = 0) -> None:
         self.every_n_kimg, self.num, self.seed = every_n_kimg, num, seed
-        self._images_before = 0
-
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: GAN, batch: Any, batch_idx: int) -> None:
-        self._images_before = pl_module.images_seen
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
         pl_module.end_batch(batch)
-        if _due(pl_module, self._images_before, self.every_n_kimg, None):
+        if _due(pl_module, batch, self.every_n_kimg, None):
             self._write(trainer, pl_module)
 
     @rank_zero_only

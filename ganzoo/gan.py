@@ -66,6 +66,7 @@ class GAN(L.LightningModule):
         self._ddp: dict[str, nn.Module] = {}
         self._scalers: dict[int, torch.amp.GradScaler] = {}
         self._scaler_states: list[dict[str, Any]] = []
+        self._network_names: dict[int, str] = {}
         self._latent_rng: torch.Generator | None = None
         self._rng_to_restore: list[dict[str, Any]] | None = None
         self._batch_started: float | None = None
@@ -148,10 +149,13 @@ class GAN(L.LightningModule):
             optimizer.step()
 
     def _network_of(self, optimizer: torch.optim.Optimizer) -> str:
-        """The network whose parameters ``optimizer`` updates (by its first parameter)."""
-        first = optimizer.param_groups[0]["params"][0]
-        names = [n for n in self.ddp_networks if any(p is first for p in getattr(self, n).parameters())]
-        return names[0] if names else "optimizer"
+        """The network whose parameters ``optimizer`` updates (by its first parameter), looked up once."""
+        key = id(optimizer)
+        if key not in self._network_names:
+            first = optimizer.param_groups[0]["params"][0]
+            names = [n for n in self.ddp_networks if any(p is first for p in getattr(self, n).parameters())]
+            self._network_names[key] = names[0] if names else "optimizer"
+        return self._network_names[key]
 
     def _all_finite(self, loss: Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).all().float()
@@ -216,8 +220,7 @@ class GAN(L.LightningModule):
                 f"{type(strategy).__name__} wraps G and D in one DistributedDataParallel, which breaks GAN steps; "
                 "train with Trainer(strategy='gan_ddp') (ganzoo fit picks it for you)"
             )
-        precision = str(self.trainer.precision)
-        if precision.startswith("16"):
+        if str(self.trainer.precision) == "16-mixed":
             # One scaler per optimizer instead of Lightning's single shared one.
             plugin = self.trainer.precision_plugin
             if getattr(plugin, "scaler", None) is not None:

@@ -181,12 +181,6 @@ def download(repo_id: str, revision: str | None = None) -> Path:
 
     where = f"{constants.ENDPOINT}/{repo_id}" + (f" at revision {revision}" if revision else "")
     kwargs = dict(repo_id=repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
-    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
-        # A pinned commit never changes: a cached copy needs no network at all.
-        try:
-            return Path(snapshot_download(**kwargs, local_files_only=True))
-        except LocalEntryNotFoundError:
-            pass
 
     def failed(cause: str) -> HubError:
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
@@ -196,13 +190,22 @@ def download(repo_id: str, revision: str | None = None) -> Path:
             f"folder. Cause: {cause}"
         )
 
-    # Without this probe an unreachable Hub costs huggingface_hub's retries with back-off (about 23 s) before
-    # the same answer; a cached copy of a branch is still used, as huggingface_hub itself would.
-    if not constants.HF_HUB_OFFLINE and not _reachable(constants.ENDPOINT):
+    def cached() -> Path | None:
         try:
             return Path(snapshot_download(**kwargs, local_files_only=True))
-        except LocalEntryNotFoundError as e:
-            raise failed(f"cannot connect to {constants.ENDPOINT}") from e
+        except LocalEntryNotFoundError:
+            return None
+
+    # A pinned commit never changes: a cached copy needs no network at all. Otherwise one probe decides;
+    # without it an unreachable Hub costs huggingface_hub's retries with back-off (about 23 s) before the same
+    # answer. A cached copy of a branch is still used then, as huggingface_hub itself would.
+    pinned = bool(revision and re.fullmatch(r"[0-9a-f]{40}", revision))
+    if pinned and (path := cached()):
+        return path
+    if not constants.HF_HUB_OFFLINE and not _reachable(constants.ENDPOINT):
+        if not pinned and (path := cached()):
+            return path
+        raise failed(f"cannot connect to {constants.ENDPOINT}")
     try:
         return Path(snapshot_download(**kwargs))
     except LocalEntryNotFoundError as e:  # before EntryNotFoundError, its base class: here it means unreachable

@@ -37,3 +37,11 @@ def _restore_environment():
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def assert_same_optimizer_states(a: list[dict], b: list[dict]) -> None:
+    """Optimizer ``state_dict()``s equal bit for bit, tensor by tensor."""
+    for oa, ob in zip(a, b, strict=True):
+        for i, s in oa["state"].items():
+            for key, value in s.items():
+                torch.testing.assert_close(ob["state"][i][key], value, rtol=0, atol=0)

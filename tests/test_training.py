@@ -15,7 +15,7 @@ import ganzoo
 from ganzoo.callbacks import GANCheckpoint, SampleGrid, StopAt, TrainingOptions
 from ganzoo.data import Synthetic
 from ganzoo.gan import NonFiniteLossError
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_same_optimizer_states
 
 TINY = dict(latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01, lr=1e-3)
 
@@ -50,10 +50,7 @@ def assert_same(a, b):
     assert a["clock"] == b["clock"]
     for k, v in a["state"].items():
         torch.testing.assert_close(b["state"][k], v, rtol=0, atol=0, msg=k)
-    for oa, ob in zip(a["optimizers"], b["optimizers"], strict=True):
-        for i, s in oa["state"].items():
-            for key, value in s.items():
-                torch.testing.assert_close(ob["state"][i][key], value, rtol=0, atol=0)
+    assert_same_optimizer_states(a["optimizers"], b["optimizers"])
     assert torch.equal(a["latent_rng"], b["latent_rng"]) and torch.equal(a["torch_rng"], b["torch_rng"])
 
 
