@@ -18,6 +18,7 @@ import copy
 import math
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -296,17 +297,26 @@ class GAN(L.LightningModule):
         The same ``seed`` gives the same images (latents are drawn on the CPU); ``seed=None`` draws from
         torch's global generator. The generator runs in eval mode and is put back as it was.
         """
+        return torch.cat(list(self.iter_samples(n, seed, batch_size=batch_size, progress=progress)))
+
+    @torch.no_grad()
+    def iter_samples(
+        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False
+    ) -> Iterator[Tensor]:
+        """:meth:`sample` in batches of ``batch_size``, so that ``n`` may exceed memory (evaluation at 50k).
+
+        The latents are drawn up front, so the images equal ``sample(n, seed)``'s whatever the batch size.
+        """
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         z = self.latents(n, generator=rng)
         net = self.sampling_generator
         was_training = net.training
         net.eval()
         try:
-            chunks = _progress(z.split(batch_size), progress, desc="sampling", unit="batch")
-            out = torch.cat([self.generate(net, zb.to(self.device)).float() for zb in chunks])
+            for zb in _progress(z.split(batch_size), progress, desc="sampling", unit="batch"):
+                yield self.generate(net, zb.to(self.device)).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)
-        return out.clamp_(-1.0, 1.0)
 
 
 def to_uint8(images: Tensor) -> Tensor:
