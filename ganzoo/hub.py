@@ -47,7 +47,7 @@ class CheckpointError(RuntimeError):
 
 
 class HubError(ConnectionError):
-    """A download from the Hub that failed with nothing usable in the local cache."""
+    """A download (from the Hub or an upstream URL) that failed with nothing usable in the local cache."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,7 +87,8 @@ def save_pretrained(
         (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
     save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
     entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
-    card = model_card(gan, name, entry, license=license)
+    measured = registry.measured(name, file_sha256(folder / WEIGHTS_NAME)) if entry else None
+    card = model_card(gan, name, entry, license=license, measured=measured)
     _atomic_write(folder / CARD_NAME, lambda p: Path(p).write_text(card))
     return folder
 
@@ -167,9 +168,15 @@ def _load_entry(entry: registry.Pretrained) -> GAN:
     raise CheckpointError(f"{entry.name}: converting upstream weights ({entry.url}) is not supported yet")
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
+def download(repo_id: str, revision: str | None = None, *, files: list[str] | None = None) -> Path:
     """A snapshot of a Hub model repo in the Hugging Face cache: taken from the cache when it is there,
-    downloaded otherwise. Returns the snapshot folder."""
+    downloaded otherwise. Returns the snapshot folder.
+
+    Args:
+        repo_id: ``owner/name``.
+        revision: branch, tag or commit (default: the main branch).
+        files: the files to fetch (default: a ganzoo model folder's config, weights and card).
+    """
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -180,7 +187,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
     )
 
     where = f"{constants.ENDPOINT}/{repo_id}" + (f" at revision {revision}" if revision else "")
-    kwargs = dict(repo_id=repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
+    kwargs = dict(repo_id=repo_id, revision=revision, allow_patterns=files or [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
 
     def failed(cause: str) -> HubError:
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
@@ -328,6 +335,52 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None, progress: bool = True) -> Path:
+    """The file at ``url``, kept at ``path``: downloaded once (with a progress bar), then read from there.
+
+    The download goes to a temporary file beside ``path`` and is renamed only when complete and, with
+    ``sha256``, verified; a file already at ``path`` whose hash differs is fetched again.
+
+    Raises:
+        HubError: no network (or a refused request) and no copy at ``path``.
+        CheckpointError: the downloaded bytes do not have the pinned ``sha256``.
+    """
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    if path.is_file() and (sha256 is None or file_sha256(path) == sha256):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise CheckpointError(
+                f"{url}: the download's sha256 is {digest.hexdigest()}, not the pinned {sha256}: it is damaged or "
+                f"the file changed upstream; nothing was kept"
+            )
+        os.replace(tmp, path)
+    except (urllib.error.URLError, OSError) as e:
+        raise HubError(
+            f"could not download {url} ({type(e).__name__}: {getattr(e, 'reason', e)}). Connect to the network "
+            f"and try again, or fetch the file yourself and put it at {path}"
+        ) from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 # --------------------------------------------------------------------------------------------------
 # Sharing
 
@@ -369,6 +422,23 @@ def push_to_hub(
 # Model cards and info
 
 
+def _metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
+    """(key, label, value, protocol) per metric of leaderboard rows; real-data rows' keys get a ``real:`` prefix."""
+    for row in rows:
+        if models_only and row["kind"] != "model":
+            continue
+        p = row["protocol"]
+        n = p["generated"]["num"]
+        tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+        protocol = (
+            f"{n:,} generated vs {p['real']['num']:,} real ({row['dataset']} test), "
+            f"{p['feature_network']['name']}, key `{row['key']}`"
+        )
+        for key, m in row["metrics"].items():
+            label = f"{key.upper()}-{tag}" if key not in ("precision", "recall") else f"{key} (k={p['pr']['k']})"
+            yield ("real:" if row["kind"] == "real" else "") + key, label, m["mean"], protocol
+
+
 def info(name_or_path: str) -> dict[str, Any]:
     """What is known of a model without downloading it: registry entry, architecture and training record."""
     out: dict[str, Any] = {}
@@ -388,11 +458,28 @@ def info(name_or_path: str) -> dict[str, Any]:
         }
         out["training"] = config.get("training", {})
         out["folder"] = str(folder)
+        if registry.is_pretrained(name_or_path) and (folder / WEIGHTS_NAME).is_file():
+            rows = registry.measured(name_or_path, file_sha256(folder / WEIGHTS_NAME))
+            out["metrics"] = {
+                label + (" (real data)" if key.startswith("real:") else ""): f"{value:.4g}; {protocol}"
+                for key, label, value, protocol in _metric_lines(rows)
+            }
     return out
 
 
-def model_card(gan: GAN, name: str, entry: registry.Pretrained | None = None, *, license: str | None = None) -> str:
-    """The README.md of a model folder: Hub metadata, how it was trained, usage and limits."""
+def model_card(
+    gan: GAN,
+    name: str,
+    entry: registry.Pretrained | None = None,
+    *,
+    license: str | None = None,
+    measured: list[dict[str, Any]] | None = None,
+) -> str:
+    """The README.md of a model folder: Hub metadata, how it was trained, metrics, usage and limits.
+
+    ``measured`` are leaderboard rows (:func:`ganzoo.registry.measured`) of exactly these weights; without them
+    the card says the model is not measured yet.
+    """
     t = gan.training_state()
     dataset = entry.dataset if entry else None
     lic = entry.license if entry else (license or "other")
@@ -405,13 +492,11 @@ def model_card(gan: GAN, name: str, entry: registry.Pretrained | None = None, *,
     ]
     if dataset:
         front.append(f"datasets: [{dataset}]")
-    if entry and entry.metrics:
+    if measured:
         front += ["model-index:", f"- name: {name}", "  results:", f"  - task: {{type: {PIPELINE_TAGS[gan.task]}}}"]
         front += [f"    dataset: {{name: {dataset}, type: {dataset}}}", "    metrics:"]
-        for m in entry.metrics:
-            front.append(
-                f"    - {{type: {m['type']}, value: {m['value']}, name: {json.dumps(m.get('name', m['type']))}}}"
-            )
+        for key, label, value, _ in _metric_lines(measured, models_only=True):
+            front.append(f"    - {{type: {key}, value: {value:.6g}, name: {json.dumps(label)}}}")
     front.append("---")
 
     rows = [
@@ -448,9 +533,24 @@ def model_card(gan: GAN, name: str, entry: registry.Pretrained | None = None, *,
         "## Metrics",
         "",
     ]
-    if entry and entry.metrics:
-        body += ["| metric | value | protocol |", "|---|---|---|"]
-        body += [f"| {m.get('name', m['type'])} | {m['value']} | {m.get('protocol', '')} |" for m in entry.metrics]
+    if measured:
+        body += [
+            "Measured by `benchmarks/leaderboard.py` (ganzoo's evaluation; the full protocol is in "
+            "`benchmarks/leaderboard.json`), mean ± standard deviation over seeds. The real-data row is the same "
+            "protocol applied to the training split: the best a model can do at this sample size.",
+            "",
+            "| metric | value | real data | protocol |",
+            "|---|---|---|---|",
+        ]
+        reference = {(k, p): v for k, _, v, p in _metric_lines(measured) if k.startswith("real:")}
+        for key, label, value, protocol in _metric_lines(measured, models_only=True):
+            real = reference.get((f"real:{key}", protocol))
+            std = next(r["metrics"][key]["std"] for r in measured if r["kind"] == "model" and key in r["metrics"])
+            body.append(
+                f"| {label} | {value:.4g}"
+                + (f" ± {std:.2g}" if std is not None else "")
+                + f" | {f'{real:.4g}' if real is not None else '–'} | {protocol} |"
+            )
     else:
         body.append("Not measured yet: this card states no number that ganzoo's evaluation did not produce.")
     body += [

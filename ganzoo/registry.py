@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,6 @@ class Pretrained:
     recipe: str | None = None
     source: str = "trained by ganzoo"
     resolution: int | None = None
-    metrics: list[dict[str, Any]] = field(default_factory=list)
     aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -188,17 +188,40 @@ def _unknown_message(name: str, kind: str, candidates: list[str]) -> str:
 
 
 def shipped_dir(kind: str) -> Path:
-    """The folder of shipped ``checkpoints`` or ``recipes``.
+    """The folder of shipped ``checkpoints``, ``recipes`` or ``benchmarks`` (the leaderboard's JSON).
 
     Installed from a wheel they live inside the package (``ganzoo/_shipped``); in a source checkout or an
     editable install they are the repository's top-level folders.
     """
-    if kind not in ("checkpoints", "recipes"):
+    if kind not in ("checkpoints", "recipes", "benchmarks"):
         raise ValueError(kind)
     packaged = Path(str(resources.files("ganzoo"))) / "_shipped" / kind
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent / kind
+
+
+def measured(
+    name: str, checkpoint_sha256: str | None = None, rows: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The leaderboard rows (``benchmarks/leaderboard.json``) of entry ``name``, each followed by the real-data
+    row measured under the same protocol; with ``checkpoint_sha256``, only rows measured on those weights.
+
+    These are the only metrics a model card or ``ganzoo info`` states: measured by ``benchmarks/leaderboard.py``,
+    never typed by hand. ``rows`` replaces the shipped file's rows (the leaderboard script passes its own).
+    """
+    if rows is None:
+        path = shipped_dir("benchmarks") / "leaderboard.json"
+        rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    out = []
+    for row in rows:
+        if row["name"] != name or row["kind"] != "model":
+            continue
+        if checkpoint_sha256 and row["protocol"]["generated"].get("checkpoint_sha256") != checkpoint_sha256:
+            continue
+        out.append(row)
+        out += [r for r in rows if r["kind"] == "real" and r["key"] == row["key"]]
+    return out
 
 
 def recipe_path(name: str) -> Path:
