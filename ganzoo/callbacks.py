@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from ganzoo.gan import GAN, save_grid
+from ganzoo.gan import GAN, save_grid, to_uint8
 
 
 def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
@@ -117,6 +117,80 @@ class SampleGrid(Callback):
     def _write(self, trainer: L.Trainer, pl_module: GAN) -> None:
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         save_grid(pl_module.sample(self.num, seed=self.seed), folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png")
+
+
+class SampleQuality(Callback):
+    """FID and KID of the sampling generator every ``every_n_kimg`` thousand images: ``metric/fid``, ``metric/kid``.
+
+    ``num_samples`` generated images (a fixed seed, so successive values differ by the model only) against as
+    many training images (drawn once with the same seed; their features are cached on disk). The budget is
+    small, so FID is biased upwards compared with FID-50k: the values track one run's progress and pick its
+    checkpoints; the leaderboard measures the result. Under DDP every process generates its share, the features
+    are gathered, and every process computes the same numbers.
+
+    Args:
+        every_n_kimg: how often, in thousands of images seen.
+        num_samples: generated and real images per measurement (a multiple of the number of processes).
+        feature_net: ``"inception"`` (the FID network) or any :class:`~ganzoo.metrics.FeatureNetwork`.
+        seed: of the latents and of the real subset.
+        batch_size: evaluation batch size.
+    """
+
+    def __init__(
+        self,
+        every_n_kimg: float = 50.0,
+        num_samples: int = 1000,
+        feature_net: Any = "inception",
+        seed: int = 0,
+        batch_size: int = 50,
+    ) -> None:
+        self.every_n_kimg, self.num_samples, self.seed, self.batch_size = every_n_kimg, num_samples, seed, batch_size
+        self.feature_net = feature_net
+        self._net = self._real = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
+        pl_module.end_batch(batch)
+        if _due(pl_module, batch, self.every_n_kimg, None):
+            values = {f"metric/{k}": v for k, v in self.measure(trainer, pl_module).items()}
+            # Straight to the loggers: self.log would drop a value that falls between log_every_n_steps.
+            trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
+            for logger in trainer.loggers:
+                logger.log_metrics({**values, "kimg": pl_module.images_seen / 1000}, step=trainer.global_step)
+
+    @torch.no_grad()
+    def measure(self, trainer: L.Trainer, pl_module: GAN) -> dict[str, float]:
+        """FID and KID now; leaves the global RNG and the generator's mode as they were (exact resume holds)."""
+        from ganzoo import metrics
+
+        world, rank = trainer.world_size, trainer.global_rank
+        if self.num_samples % world:
+            raise ValueError(f"SampleQuality: num_samples {self.num_samples} is not a multiple of {world} processes")
+        device = pl_module.device
+        if self._net is None:
+            self._net = metrics.feature_network(self.feature_net)
+        if self._real is None:
+            images = trainer.datamodule.dataset("train").images
+            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.num_samples]
+            real = metrics.ImageSet.from_tensor(images[pick], "training images")
+            self._real = metrics.cached_features(real, self._net, batch_size=self.batch_size, device=device)
+        net = pl_module.sampling_generator
+        was_training = net.training
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            z = pl_module.latents(self.num_samples, generator=torch.Generator().manual_seed(self.seed))[rank::world]
+            net.eval()
+            try:
+                batches = (
+                    to_uint8(pl_module.generate(net, zb.to(device)).clamp(-1, 1)) for zb in z.split(self.batch_size)
+                )
+                fake, _ = metrics.extract(self._net, batches, device=device)
+            finally:
+                net.train(was_training)
+        if world > 1:
+            fake = pl_module.all_gather(fake.to(device)).reshape(-1, fake.shape[1]).cpu()
+        return {
+            "fid": metrics.frechet_distance(self._real, fake),
+            "kid": metrics.kernel_distance(self._real, fake, seed=self.seed)[0],
+        }
 
 
 class TrainingOptions(Callback):

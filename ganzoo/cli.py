@@ -1,4 +1,4 @@
-"""The ``ganzoo`` command: list | info | sample | fit | export | push.
+"""The ``ganzoo`` command: list | info | sample | evaluate | fit | export | push.
 
 ``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
 ``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ganzoo import hub, registry
+from ganzoo.metrics import MetricUnavailableError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args) or 0
-    except (registry.UnknownModelError, hub.CheckpointError, hub.HubError, FileNotFoundError, ValueError) as e:
+    except (registry.UnknownModelError, hub.CheckpointError, hub.HubError, MetricUnavailableError,
+            FileNotFoundError, ValueError) as e:  # fmt: skip
         print(f"ganzoo {args.command}: error: {e}", file=sys.stderr)
         return 1
 
@@ -54,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, help="images per row of the grid")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="FID/KID/IS/precision-recall of a model or of a folder of images, with the protocol",
+        description="Measure a model's samples (NAME) or a folder of images (--fake) against real images: a "
+        "registered model's test split by default, or --real DIR. Prints the numbers and the protocol that made them.",
+    )
+    p.add_argument("name", nargs="?", help="a pretrained name, alias, checkpoint folder or Hub repo id")
+    p.add_argument("--fake", help="a folder of generated images to measure instead of a model")
+    p.add_argument("--real", help="a folder of real images (default: the model's data set, test split)")
+    p.add_argument("--metrics", default="fid,kid", help="comma-separated, of fid,kid,is,pr (default fid,kid)")
+    p.add_argument("--num-samples", type=int, default=10_000, help="generated images per seed (default 10000)")
+    p.add_argument("--num-real", type=int, help="real images drawn from the reference split (default: all)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, one repeat each (default 0)")
+    p.add_argument("--feature-net", default="inception", help="inception (default), inception-nvidia or dinov2")
+    p.add_argument("--batch-size", type=int, default=50, help="evaluation batch size (default 50, the protocol's)")
+    p.add_argument("--device", help="torch device (default: cuda when available)")
+    p.add_argument("--json", help="also write the numbers and their protocol to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
 
     # Parsed by LightningCLI itself; listed here for --help.
     sub.add_parser(
@@ -108,6 +129,29 @@ def cmd_sample(args: argparse.Namespace) -> None:
     images = gan.sample(args.num, seed=args.seed, batch_size=64, progress=args.num > 64)
     path = save_grid(images, args.output, nrow=args.nrow)
     print(f"wrote {len(images)} samples of {args.name} (seed {args.seed}) to {path}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ganzoo import metrics
+
+    if (args.name is None) == (args.fake is None):
+        raise ValueError("give a model NAME or --fake DIR (one of them)")
+    result = metrics.evaluate(
+        args.name,
+        fake=args.fake,
+        real=args.real,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        num_samples=args.num_samples,
+        num_real=args.num_real,
+        seeds=[int(s) for s in args.seeds.split(",")],
+        feature_net=args.feature_net,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(metrics.format_result(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -26,7 +26,7 @@ def run(*args: str, cwd: Path | None = None, env: dict | None = None) -> subproc
     )
 
 
-@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["sample"], ["fit"], ["export"], ["push"]])
+@pytest.mark.parametrize("command", [[], ["list"], ["info"], ["sample"], ["evaluate"], ["fit"], ["export"], ["push"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main([*command, "--help"])
@@ -63,6 +63,10 @@ def test_sample_writes_a_grid(tmp_path, capsys):
         (["sample", "dcgan-mnsit"], "Did you mean: dcgan-mnist"),
         (["info", "stylegan-ffhq-typo"], "unknown pretrained model"),
         (["sample", "/no/such/folder/x"], "no model folder /no/such/folder/x"),
+        (["evaluate"], "give a model NAME or --fake DIR"),
+        (["evaluate", "dcgan-mnist", "--metrics", "fid,ssim"], "unknown metrics ['ssim']"),
+        (["evaluate", "--fake", "/no/such/dir"], "fake images need real ones"),
+        (["evaluate", "--fake", "/no/such/dir", "--real", "/no/such/dir"], "'/no/such/dir' does not exist"),
     ],
 )
 def test_errors_are_one_clear_line(args, message):

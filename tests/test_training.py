@@ -278,3 +278,34 @@ def test_a_save_that_dies_half_way_leaves_the_previous_checkpoint(tmp_path, monk
     monkeypatch.undo()
     assert last.read_bytes() == before
     assert ganzoo.hub.load_lightning_checkpoint(last).batches_seen == 2
+
+
+def test_sample_quality_logs_fid_and_kid_without_changing_training(tmp_path):
+    """metric/fid and metric/kid every 0.128 kimg; the run's weights and RNG are those of a run without it."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from ganzoo.callbacks import SampleQuality
+    from tests.test_metrics import TinyFeatures
+
+    quality = SampleQuality(every_n_kimg=0.128, num_samples=32, feature_net=TinyFeatures())
+    gan = make()
+    tr = trainer(tmp_path / "with", [StopAt(batches=32), quality])
+    tr.loggers = [CSVLogger(tmp_path / "logs", name="run")]
+    tr.fit(gan, data())
+    with_metrics = snapshot(gan, tr)
+
+    import csv
+
+    with open(next((tmp_path / "logs").rglob("metrics.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    fids = [float(r["metric/fid"]) for r in rows if r.get("metric/fid")]
+    kids = [float(r["metric/kid"]) for r in rows if r.get("metric/kid")]
+    assert len(fids) == len(kids) == 2  # at 128 and 256 images
+    assert all(math.isfinite(v) for v in fids + kids) and fids[0] > 0
+    # The values are FID/KID of the EMA generator's seeded samples against 32 training images.
+    assert fids[-1] == pytest.approx(quality.measure(tr, gan)["fid"], rel=1e-9)
+
+    gan = make()
+    tr = trainer(tmp_path / "without", [StopAt(batches=32)])
+    tr.fit(gan, data())
+    assert_same(snapshot(gan, tr), with_metrics)
