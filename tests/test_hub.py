@@ -28,7 +28,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 import ganzoo
 from ganzoo import registry
-from ganzoo.hub import HUB_FILES, CheckpointError, file_sha256
+from ganzoo.hub import HUB_FILES, CheckpointError, HubError, download_url, file_sha256
 from tests.hub_server import HubServer
 
 REPO = "ganzoo-test/dcgan-tiny"
@@ -438,3 +438,38 @@ def test_hub_server_protocol(hub, saved, sha):
                        (f"/{REPO}/resolve/{sha}/nope.bin", "EntryNotFound")]:  # fmt: skip
         status, h, _ = fetch("GET", path)
         assert (status, h["x-error-code"]) == (404, code), path
+
+
+def test_download_url_verifies_keeps_and_reports(tmp_path):
+    """Upstream files (NVIDIA's, the Inception network) come from plain URLs: fetched once, verified, atomic."""
+    import functools
+    import hashlib
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    payload = bytes(range(256)) * 4000
+    (served / "weights.pt").write_bytes(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/weights.pt"
+    try:
+        target = tmp_path / "cache" / "weights.pt"
+        with pytest.raises(CheckpointError, match="not the pinned"):
+            download_url(url, target, sha256="0" * 64, progress=False)
+        assert not target.exists() and not list(target.parent.iterdir())  # nothing half-written is kept
+        assert download_url(url, target, sha256=digest, progress=False).read_bytes() == payload
+        with pytest.raises(HubError, match="weights-missing.pt"):
+            download_url(url.replace("weights", "weights-missing"), tmp_path / "x.pt", progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Served no more: the kept copy is used; a damaged copy is fetched again, which now fails and says where to.
+    assert download_url(url, target, sha256=digest, progress=False).read_bytes() == payload
+    target.write_bytes(payload[:100])
+    with pytest.raises(HubError, match=f"could not download {url}.*put it at {target}"):
+        download_url(url, target, sha256=digest, progress=False)
