@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -166,6 +167,27 @@ def _load_entry(entry: registry.Pretrained) -> GAN:
     if entry.hub_repo:
         return load_folder(download(entry.hub_repo, entry.revision), sha256=entry.sha256)
     raise CheckpointError(f"{entry.name}: converting upstream weights ({entry.url}) is not supported yet")
+
+
+def from_upstream(path: str | os.PathLike, variant: str) -> GAN:
+    """A model from an upstream checkpoint file, converted by the variant's ``from_upstream``: for
+    ``"stylegan2"``, an NVIDIA network pickle (``ffhq.pkl``, ``network-snapshot-*.pkl``), read by
+    :func:`ganzoo.convert.read_nvidia_pickle` without running the code it embeds."""
+    from ganzoo import convert
+
+    cls = registry.get_variant(variant).cls
+    if not hasattr(cls, "from_upstream"):
+        raise ValueError(f"no converter for upstream {variant} files")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no upstream file {path}")
+    try:
+        data = convert.read_nvidia_pickle(path)
+    except convert.UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path} is truncated or not an NVIDIA network pickle ({type(e).__name__}: {e})") from e
+    return cls.from_upstream(data)
 
 
 def download(repo_id: str, revision: str | None = None, *, files: list[str] | None = None) -> Path:
