@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,21 @@ def save_pretrained(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = name or folder.resolve().name
+    _save_weights(gan, folder)
+    if gan.training_config:
+        _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
+    else:
+        (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
+    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
+    entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
+    measured = registry.measured(name, file_sha256(folder / WEIGHTS_NAME)) if entry else None
+    card = model_card(gan, name, entry, license=license, measured=measured)
+    _atomic_write(folder / CARD_NAME, lambda p: Path(p).write_text(card))
+    return folder
+
+
+def _save_weights(gan: GAN, folder: Path) -> None:
+    """``model.safetensors`` and ``config.json``: all that :func:`load_folder` needs."""
     state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
              for k, v in gan.state_dict().items()}  # fmt: skip
     _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
@@ -82,16 +98,6 @@ def save_pretrained(
         "training": {k: v for k, v in gan.training_state().items() if k != "training_config"},
     }
     _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
-    if gan.training_config:
-        _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
-    else:
-        (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
-    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
-    entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
-    measured = registry.measured(name, file_sha256(folder / WEIGHTS_NAME)) if entry else None
-    card = model_card(gan, name, entry, license=license, measured=measured)
-    _atomic_write(folder / CARD_NAME, lambda p: Path(p).write_text(card))
-    return folder
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -166,7 +172,36 @@ def _load_entry(entry: registry.Pretrained) -> GAN:
             )
     if entry.hub_repo:
         return load_folder(download(entry.hub_repo, entry.revision), sha256=entry.sha256)
-    raise CheckpointError(f"{entry.name}: converting upstream weights ({entry.url}) is not supported yet")
+    return _load_upstream(entry)
+
+
+_LICENCES_SHOWN: set[str] = set()
+
+
+def _load_upstream(entry: registry.Pretrained) -> GAN:
+    """Weights that may not be re-hosted: downloaded from their official URL into ganzoo's cache, verified
+    (the pinned sha256, else the one recorded at the first download), converted once and kept as a model folder."""
+    from ganzoo.data import cache_dir
+
+    root = cache_dir() / "upstream"
+    converted = root / entry.name
+    if entry.name not in _LICENCES_SHOWN:
+        _LICENCES_SHOWN.add(entry.name)
+        print(f"{entry.name}: {entry.source}, licence {entry.license} ({entry.url}); see `ganzoo info {entry.name}`",
+              file=sys.stderr)  # fmt: skip
+    if (converted / CONFIG_NAME).is_file():
+        return load_folder(converted)
+    original = root / f"{entry.name}{Path(entry.url).suffix}"
+    records = root / "sha256.json"
+    known = json.loads(records.read_text()) if records.is_file() else {}
+    path = download_url(entry.url, original, sha256=entry.sha256 or known.get(entry.url))
+    if entry.url not in known and not entry.sha256:
+        known[entry.url] = file_sha256(path)  # trust on first use; every later download must match
+        _atomic_write(records, lambda p: Path(p).write_text(json.dumps(known, indent=1) + "\n"))
+    gan = from_upstream(path, entry.variant)
+    converted.mkdir(parents=True, exist_ok=True)
+    _save_weights(gan, converted)
+    return load_folder(converted)
 
 
 def from_upstream(path: str | os.PathLike, variant: str) -> GAN:
@@ -373,8 +408,11 @@ def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None
     from tqdm.auto import tqdm
 
     path = Path(path)
-    if path.is_file() and (sha256 is None or file_sha256(path) == sha256):
-        return path
+    stale = ""
+    if path.is_file():
+        if sha256 is None or file_sha256(path) == sha256:
+            return path
+        stale = f" (the copy at {path} does not have the expected sha256 {sha256}: damaged or replaced)"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -394,8 +432,8 @@ def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None
         os.replace(tmp, path)
     except (urllib.error.URLError, OSError) as e:
         raise HubError(
-            f"could not download {url} ({type(e).__name__}: {getattr(e, 'reason', e)}). Connect to the network "
-            f"and try again, or fetch the file yourself and put it at {path}"
+            f"could not download {url} ({type(e).__name__}: {getattr(e, 'reason', e)}){stale}. Connect to the "
+            f"network and try again, or fetch the file yourself and put it at {path}"
         ) from e
     finally:
         if os.path.exists(tmp):

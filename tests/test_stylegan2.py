@@ -228,3 +228,42 @@ def test_training_with_regularisation_and_augmentation_steps(tmp_path):
     opt_g = trainer.optimizers[0]
     assert opt_g.param_groups[0]["lr"] == pytest.approx(0.0025 * 2 / 3)
     assert opt_g.param_groups[0]["betas"][1] == pytest.approx(0.99 ** (2 / 3))
+
+
+def test_nvidia_weights_without_network_name_the_url_and_load_from_the_cache(snapshot, tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+    import socket
+
+    from ganzoo import hub
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)  # the machine's boundary: no name resolves
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub, "_LICENCES_SHOWN", set())
+    url = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
+    target = tmp_path / "upstream" / "stylegan2-ffhq-1024.pkl"
+    with pytest.raises(hub.HubError, match=f"could not download {url}.*put it at {target}"):
+        ganzoo.load("stylegan-ffhq")
+
+    # A user puts the file where the message says (here: the fixture snapshot in its place); it loads offline.
+    shutil.copy(snapshot, target)
+    gan = ganzoo.load("stylegan-ffhq")
+    reference = ganzoo.from_upstream(snapshot, variant="stylegan2")
+    torch.testing.assert_close(gan.sample(3, seed=0), reference.sample(3, seed=0), rtol=0, atol=0)
+    assert json.loads((tmp_path / "upstream" / "sha256.json").read_text()) == {url: hub.file_sha256(snapshot)}
+    # Converted once: the next load reads the converted folder, not the pickle.
+    target.unlink()
+    again = ganzoo.load("stylegan2-ffhq-1024")
+    torch.testing.assert_close(again.sample(3, seed=0), reference.sample(3, seed=0), rtol=0, atol=0)
+    assert capsys.readouterr().err.count("NVIDIA Source Code License") == 1  # the licence, printed once
+
+    # A replaced file no longer matches the sha256 recorded at the first download.
+    shutil.rmtree(tmp_path / "upstream" / "stylegan2-ffhq-1024")
+    target.write_bytes(snapshot.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(hub.HubError, match="does not have the expected sha256"):
+        ganzoo.load("stylegan-ffhq")
+    info = hub.info("stylegan-ffhq")
+    assert info["license"] == "nvidia-source-code-license-nc" and info["url"] == url

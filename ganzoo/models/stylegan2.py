@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import GAN
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 SQRT2 = math.sqrt(2.0)
 
@@ -875,3 +875,72 @@ class StyleGAN2(GAN):
         state["pl_mean"] = gan.pl_mean
         gan.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
         return gan.eval()
+
+
+# --------------------------------------------------------------------------------------------------
+# NVIDIA's official weights: never committed or re-hosted (NVIDIA Source Code License, non-commercial);
+# downloaded from NVIDIA, verified and converted at load time.
+
+_NVIDIA = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
+_NVIDIA_LICENSE = "nvidia-source-code-license-nc"
+_NVIDIA_SOURCE = "NVIDIA's official StyleGAN2-ADA weights (NVIDIA Source Code License, non-commercial use only)"
+
+register_pretrained(
+    *(
+        Pretrained(
+            name=name,
+            variant="stylegan2",
+            dataset=dataset,
+            resolution=resolution,
+            license=_NVIDIA_LICENSE,
+            url=_NVIDIA + file,
+            source=_NVIDIA_SOURCE,
+            description=description,
+            aliases=aliases,
+        )
+        for name, dataset, resolution, file, aliases, description in [
+            (
+                "stylegan2-ffhq-1024",
+                "ffhq",
+                1024,
+                "ffhq.pkl",
+                ("stylegan-ffhq", "stylegan2-ffhq"),
+                "StyleGAN2 config F on FFHQ 1024x1024 (NVIDIA, converted from the TensorFlow release)",
+            ),
+            (
+                "stylegan2-metfaces-1024",
+                "metfaces",
+                1024,
+                "metfaces.pkl",
+                (),
+                "StyleGAN2-ADA on MetFaces 1024x1024, transfer from FFHQ (NVIDIA)",
+            ),
+            ("stylegan2-afhqcat-512", "afhq-cat", 512, "afhqcat.pkl", (), "StyleGAN2-ADA on AFHQ Cat 512x512 (NVIDIA)"),
+            ("stylegan2-afhqdog-512", "afhq-dog", 512, "afhqdog.pkl", (), "StyleGAN2-ADA on AFHQ Dog 512x512 (NVIDIA)"),
+            (
+                "stylegan2-afhqwild-512",
+                "afhq-wild",
+                512,
+                "afhqwild.pkl",
+                (),
+                "StyleGAN2-ADA on AFHQ Wild 512x512 (NVIDIA)",
+            ),
+            (
+                "stylegan2-brecahad-512",
+                "brecahad",
+                512,
+                "brecahad.pkl",
+                (),
+                "StyleGAN2-ADA on BreCaHAD 512x512 (NVIDIA)",
+            ),
+            (
+                "stylegan2-cifar10-32",
+                "cifar10",
+                32,
+                "cifar10.pkl",
+                (),
+                "StyleGAN2-ADA class-conditional on CIFAR-10 32x32 (NVIDIA; published FID 2.42, fid50k_full)",
+            ),
+        ]
+    )
+)
