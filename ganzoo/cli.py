@@ -1,4 +1,4 @@
-"""The ``ganzoo`` command: list | info | sample | evaluate | fit | export | push.
+"""The ``ganzoo`` command: list | info | sample | mix | evaluate | fit | export | push.
 
 ``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
 ``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -52,10 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
     p.add_argument("-n", "--num", type=int, default=64, help="number of images (default 64)")
     p.add_argument("-o", "--output", default="samples.png", help="PNG file to write (default samples.png)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same images")
+    p.add_argument("--seed", default="0", help="a seed, or comma-separated seeds for one image each (1,2,3)")
+    p.add_argument("--truncation", type=float, help="truncation psi (StyleGAN2: 0.7 trades variety for quality)")
     p.add_argument("--nrow", type=int, help="images per row of the grid")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("mix", help="a style-mixing grid (StyleGAN2): rows take styles from columns")
+    p.add_argument("name", help="a StyleGAN2 name, alias, checkpoint folder or Hub repo id")
+    p.add_argument("--rows", default="1,2,3", help="seeds of the row images (default 1,2,3)")
+    p.add_argument("--cols", default="4,5,6,7", help="seeds of the column images, whose styles replace (4,5,6,7)")
+    p.add_argument("--styles", default="0-6", help="layers taken from the columns, e.g. 0-6 coarse, 6-10 middle")
+    p.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default 1)")
+    p.add_argument("-o", "--output", default="mix.png", help="PNG file to write (default mix.png)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser(
         "evaluate",
@@ -122,13 +134,53 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(json.dumps(hub.info(args.name), indent=2, default=str))
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
     from ganzoo.gan import save_grid
 
     gan = hub.load(args.name).to(args.device)
-    images = gan.sample(args.num, seed=args.seed, batch_size=64, progress=args.num > 64)
+    options = {}
+    if args.truncation is not None:
+        if "truncation_psi" not in inspect.signature(gan.sample).parameters:
+            raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
+        options["truncation_psi"] = args.truncation
+    seeds = _ints(args.seed)
+    if len(seeds) == 1:
+        images = gan.sample(args.num, seed=seeds[0], batch_size=64, progress=args.num > 64, **options)
+    else:  # one image per seed, as NVIDIA's generate.py --seeds
+        images = torch.cat([gan.sample(1, seed=s, **options) for s in seeds])
     path = save_grid(images, args.output, nrow=args.nrow)
     print(f"wrote {len(images)} samples of {args.name} (seed {args.seed}) to {path}")
+
+
+def cmd_mix(args: argparse.Namespace) -> None:
+    import torch
+
+    from ganzoo.gan import save_grid
+
+    gan = hub.load(args.name).to(args.device)
+    if not hasattr(gan, "style_mix"):
+        raise ValueError(f"{args.name} is a {gan.variant}: style mixing needs a StyleGAN2")
+    first, _, last = args.styles.partition("-")
+    styles = slice(int(first), int(last or int(first) + 1))
+    rows, cols = _ints(args.rows), _ints(args.cols)
+    mixed = gan.style_mix(rows, cols, styles=styles, truncation_psi=args.truncation)
+    sources = gan.style_mix(rows + cols, [0], styles=slice(0, 0), truncation_psi=args.truncation)
+    # The paper's layout: column sources along the top, row sources down the left, a blank corner.
+    blank = torch.full_like(sources[:1], -1.0)
+    top = torch.cat([blank, sources[len(rows) :]])
+    body = [torch.cat([sources[i : i + 1], mixed[i * len(cols) : (i + 1) * len(cols)]]) for i in range(len(rows))]
+    path = save_grid(torch.cat([top, *body]), args.output, nrow=len(cols) + 1)
+    print(f"wrote a {len(rows)}x{len(cols)} style-mixing grid of {args.name} (styles {styles.start}:{styles.stop}) "
+          f"to {path}")  # fmt: skip
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -267,3 +267,40 @@ def test_nvidia_weights_without_network_name_the_url_and_load_from_the_cache(sna
         ganzoo.load("stylegan-ffhq")
     info = hub.info("stylegan-ffhq")
     assert info["license"] == "nvidia-source-code-license-nc" and info["url"] == url
+
+
+def test_cli_samples_per_seed_with_truncation_and_writes_a_mixing_grid(tmp_path, capsys):
+    from PIL import Image
+
+    from ganzoo import cli
+
+    gan = tiny()
+    folder = ganzoo.save_pretrained(gan, tmp_path / "sg2", num_samples=4)
+    out = tmp_path / "seeds.png"
+    assert cli.main(["sample", str(folder), "--seed", "1,2,3", "--truncation", "0.7", "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.size == (2 + 2 * 18, 2 + 2 * 18)  # 3 images in a 2x2 grid of 16 px + padding
+    assert cli.main(["mix", str(folder), "--rows", "1,2", "--cols", "3,4,5", "--styles", "0-3", "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.size == (2 + 4 * 18, 2 + 3 * 18)  # (1 + 3 columns) x (1 + 2 rows)
+    # The first mixed cell is style_mix's, under the column sources and beside the row source.
+    grid = torch.from_numpy(__import__("numpy").asarray(Image.open(out).convert("RGB"))).permute(2, 0, 1)
+    cell = grid[:, 2 + 18 : 2 + 18 + 16, 2 + 18 : 2 + 18 + 16]
+    expected = ganzoo.gan.to_uint8(gan.style_mix([1], [3], styles=slice(0, 3)))[0]
+    assert (cell.int() - expected.int()).abs().max() <= 1
+    capsys.readouterr()
+    dcgan_dir = ganzoo.save_pretrained(ganzoo.create("dcgan", latent_dim=4, image_size=8, base_channels=2),
+                                       tmp_path / "dc", num_samples=1)  # fmt: skip
+    assert cli.main(["mix", str(dcgan_dir)]) == 1 and "needs a StyleGAN2" in capsys.readouterr().err
+    assert cli.main(["sample", str(dcgan_dir), "--truncation", "0.5"]) == 1
+    assert "has no truncation" in capsys.readouterr().err
+
+
+def test_a_seed_means_what_it_means_in_nvidias_generate_script():
+    import numpy as np
+
+    gan = tiny()
+    z = torch.from_numpy(np.random.RandomState(85).randn(1, 8)).float()
+    with torch.no_grad():
+        expected = gan.generator_ema(z, None, truncation_psi=0.5, noise_mode="const").clamp(-1, 1)
+    torch.testing.assert_close(gan.sample(1, seed=85, truncation_psi=0.5), expected)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -159,19 +160,17 @@ class Conv2dLayer(nn.Module):
 def modulated_conv2d(
     x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True, up: bool = False, padding: int = 0
 ) -> Tensor:
-    """A convolution whose weights are scaled per sample by ``styles`` ``[N, in]`` (and demodulated), run as one
-    grouped convolution; ``up`` makes it a stride-2 transposed convolution (the blur follows in the caller)."""
-    n, c_in = styles.shape
-    c_out, _, kh, kw = weight.shape
-    w = weight[None] * styles[:, None, :, None, None]  # [N, out, in, k, k]
+    """A convolution whose weights are scaled per sample by ``styles`` ``[N, in]`` and, with ``demodulate``,
+    normalised per output channel; ``up`` makes it a stride-2 transposed convolution (the blur follows in the
+    caller). Computed by scaling the activations instead of the weights, ``conv(x * s, W) * d`` with
+    ``d_j = (sum_ik (s_i W_jik)^2 + 1e-8)^(-1/2)``: the same numbers as a per-sample grouped convolution, and one
+    ordinary batched convolution."""
+    x = x * styles.to(x.dtype)[:, :, None, None]
+    x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2) if up else F.conv2d(x, weight, padding=padding)
     if demodulate:
-        w = w * (w.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
-    x = x.reshape(1, n * c_in, *x.shape[2:])
-    if up:
-        x = F.conv_transpose2d(x, w.transpose(1, 2).reshape(n * c_in, c_out, kh, kw), stride=2, groups=n)
-    else:
-        x = F.conv2d(x, w.reshape(n * c_out, c_in, kh, kw), padding=padding, groups=n)
-    return x.reshape(n, c_out, *x.shape[2:])
+        d = ((weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()
+        x = x * d.to(x.dtype)[:, :, None, None]
+    return x
 
 
 class SynthesisLayer(nn.Module):
@@ -734,16 +733,22 @@ class StyleGAN2(GAN):
         """``n`` images ``[n, C, H, W]`` in [-1, 1] from the EMA generator.
 
         Args:
-            seed: the same seed gives the same images (with ``noise_mode="const"`` or ``"none"``).
-            labels: class ids for a conditional model (default: drawn with the seed).
+            seed: the same seed gives the same images (with ``noise_mode="const"`` or ``"none"``); ``z`` is drawn as
+                NVIDIA's ``generate.py --seeds`` draws it, so ``sample(1, seed=s)`` is their image for seed ``s``.
+            labels: class ids for a conditional model (default: ``0, 1, 2, ...`` cycling through the classes).
             truncation_psi, truncation_cutoff: ``w = w_avg + psi (w - w_avg)`` on the first ``cutoff`` styles
                 (all by default); psi < 1 trades variety for typicality.
             noise_mode: ``"const"`` (the stored noise maps), ``"random"`` or ``"none"``.
         """
-        rng = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = self.latents(n, generator=rng)
-        if labels is not None:
-            z = torch.cat([self._split(z)[0], self.one_hot(labels, n).cpu()], dim=1)
+        if seed is None:
+            z = torch.randn(n, self.hparams.latent_dim)
+        else:  # NVIDIA's generate.py: z = RandomState(seed).randn(1, z_dim), so seed s is their seed s
+            z = torch.from_numpy(np.random.RandomState(seed).randn(n, self.hparams.latent_dim)).float()
+        if self.hparams.num_classes:
+            labels = torch.arange(n) % self.hparams.num_classes if labels is None else labels
+            z = torch.cat([z, self.one_hot(labels, n).cpu()], dim=1)
+        elif labels is not None:
+            self.one_hot(labels, n)  # raises: unconditional
         kwargs = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
         net = self.sampling_generator
         was_training = net.training
@@ -765,8 +770,9 @@ class StyleGAN2(GAN):
         (0:4 coarse, 4:8 middle, 8: fine at 1024 px)."""
         net = self.sampling_generator.eval()
         seeds = list(row_seeds) + list(col_seeds)
-        z = torch.cat([self.latents(1, torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
-        z, c = self._split(z)
+        z = torch.cat([torch.from_numpy(np.random.RandomState(s).randn(1, self.hparams.latent_dim)) for s in seeds])
+        c = self.one_hot(torch.zeros(len(seeds)), len(seeds)) if self.hparams.num_classes else None
+        z = z.float().to(self.device)
         ws = net.mapping(z, c, truncation_psi=truncation_psi)
         rows, cols = ws[: len(row_seeds)], ws[len(row_seeds) :]
         mixed = rows[:, None].repeat(1, len(cols), 1, 1)
