@@ -552,7 +552,6 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
         out, tgt, data_range = rgb_to_y(out), rgb_to_y(tgt), 255.0
     else:
         data_range = 1.0
-        out, tgt = out * data_range, tgt * data_range
     if crop:
         if min(out.shape[-2:]) <= 2 * crop:
             raise ValueError(f"cannot shave {crop} pixels from each border of {list(out.shape[-2:])} images")

@@ -15,6 +15,8 @@ assert pathlib.Path(ganzoo.__file__).is_relative_to(pathlib.Path({site!r})), gan
 assert "dcgan-mnist" in ganzoo.list()
 gan = ganzoo.load("dcgan-mnist")
 assert gan.sample(2, seed=0).shape == (2, 1, 32, 32)
+assert registry.shipped_dir("benchmarks").is_relative_to(pathlib.Path({site!r}))
+assert any(r["name"] == "dcgan-mnist" for r in registry.measured("dcgan-mnist"))  # the leaderboard ships too
 print(registry.recipe_path("dcgan-mnist"))
 """
 

@@ -1,0 +1,199 @@
+"""The leaderboard: every registered checkpoint that loads, measured under one protocol, with that protocol.
+
+    python benchmarks/leaderboard.py                      # the CPU table: 2,000 images a side, seeds 0, 1, 2
+    python benchmarks/leaderboard.py --num-samples 50000 --num-real 10000   # the full protocol, on a GPU
+    python benchmarks/leaderboard.py --only dcgan-mnist   # re-measure some rows, keep the others
+    python benchmarks/leaderboard.py --rewrite            # leaderboard.md and the model cards from the JSON only
+
+Each data set a model uses gets a "real data" row first: its train split (seeded subsets of the same size as
+the generated sets) measured against the same reference, the test split. A model's row compares its samples
+with that reference. Rows are ranked only against rows with the same comparison key (feature network and its
+weights, N generated, the real set, the metric settings); ``leaderboard.md`` gives each key its own table.
+Writes ``leaderboard.json`` (what the model cards and ``ganzoo info`` read) and ``leaderboard.md`` beside this
+script, then the metrics sections of the shipped model cards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ganzoo
+from ganzoo import hub, metrics, registry
+
+HERE = Path(__file__).resolve().parent
+JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
+# Datasets whose real-data row is always measured, used by a model or not.
+ANCHOR_DATASETS = {"cifar10": 32}
+HEADERS = {"fid": "FID-{n}", "fd_dinov2": "FD_DINOv2-{n}", "kid": "KID-{n}", "kd_dinov2": "KD_DINOv2-{n}",
+           "is": "IS-{n}", "precision": "precision", "recall": "recall"}  # fmt: skip
+# Published numbers to read beside ours (never ranked: other protocols). From ../shared/METRICS.md section 5.
+PUBLISHED = {
+    "cifar10": "Published CIFAR-10 numbers use the lossless images, 50k samples and other references (e.g. "
+    "StyleGAN2-ADA conditional FID 2.42, fid50k_full vs train); ganzoo's CIFAR-10 copy is JPEG q75, so only "
+    "rows in these tables compare with each other.",
+    "mnist": "No common published FID protocol exists for MNIST; compare with the real-data row.",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=2000, help="generated images per seed (default 2000)")
+    p.add_argument("--num-real", type=int, default=2000, help="reference images from the test split (default 2000)")
+    p.add_argument("--seeds", default="0,1,2", help="one repeat per seed (default 0,1,2)")
+    p.add_argument("--metrics", default="fid,kid,pr", help="default fid,kid,pr (is needs NVIDIA's Inception file)")
+    p.add_argument("--feature-net", default="inception")
+    p.add_argument("--only", nargs="*", help="measure these entries (and their real rows) only; keep other rows")
+    p.add_argument("--device", default=None)
+    p.add_argument("--rewrite", action="store_true", help="write leaderboard.md and the cards from the JSON only")
+    args = p.parse_args(argv)
+
+    board = json.loads(JSON_PATH.read_text()) if JSON_PATH.is_file() else {"rows": [], "skipped": []}
+    if not args.rewrite:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        options = dict(
+            metrics=args.metrics.split(","),
+            seeds=seeds,
+            feature_net=metrics.feature_network(args.feature_net),
+            device=args.device,
+            progress=True,
+        )
+        rows, skipped = measure(args, options)
+        measured = {r["name"] for r in rows} | {s["name"] for s in skipped}
+        board["rows"] = [r for r in board["rows"] if r["name"] not in measured] + rows
+        board["skipped"] = [s for s in board.get("skipped", []) if s["name"] not in measured] + skipped
+        board["command"] = " ".join(["python benchmarks/leaderboard.py", *(argv if argv is not None else sys.argv[1:])])
+        board["updated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        JSON_PATH.write_text(json.dumps(board, indent=1) + "\n")
+    MD_PATH.write_text(markdown(board))
+    print(f"wrote {JSON_PATH} and {MD_PATH}")
+    for name in write_cards(board):
+        print(f"wrote the model card of {name}")
+    return 0
+
+
+def measure(args: argparse.Namespace, options: dict) -> tuple[list[dict], list[dict]]:
+    entries = [registry.get_pretrained(n) for n in ganzoo.list(pretrained=True)]
+    if args.only:
+        entries = [e for e in entries if e.name in args.only or set(e.aliases) & set(args.only)]
+    rows, skipped, datasets = [], [], dict(ANCHOR_DATASETS) if not args.only else {}
+    loaded = []
+    for entry in entries:
+        try:
+            hub.load(entry.name)
+        except (hub.HubError, hub.CheckpointError) as e:  # weights to download: measured where there is a network
+            skipped.append({"name": entry.name, "reason": str(e).splitlines()[0]})
+            continue
+        loaded.append(entry)
+        datasets.setdefault(entry.dataset, entry.resolution)
+
+    def reference(dataset: str, size: int) -> metrics.ImageSet:
+        return metrics.ImageSet.from_dataset(dataset, "test", image_size=size, num=args.num_real, seed=0)
+
+    for dataset, size in datasets.items():
+        print(f"real data: {dataset} train vs test", flush=True)
+        train = [
+            metrics.ImageSet.from_dataset(dataset, "train", image_size=size, num=args.num_samples, seed=s)
+            for s in options["seeds"]
+        ]
+        result = metrics.evaluate(fake=train, real=reference(dataset, size), **options)
+        result["protocol"]["generated"]["seeds"] = options["seeds"]
+        rows.append(row(f"real: {dataset} train", "real", dataset, result))
+    for entry in loaded:
+        print(f"{entry.name}", flush=True)
+        # The model's own reference: its data set's test split at its resolution, num_real images drawn with seed 0.
+        result = metrics.evaluate(entry.name, num_samples=args.num_samples, num_real=args.num_real, **options)
+        rows.append(row(entry.name, "model", entry.dataset, result))
+    return rows, skipped
+
+
+def row(name: str, kind: str, dataset: str, result: dict) -> dict:
+    return {"name": name, "kind": kind, "dataset": dataset, "key": metrics.comparison_key(result["protocol"]), **result}
+
+
+def _cell(m: dict | None) -> str:
+    if m is None:
+        return "–"
+    return f"{m['mean']:.4g}" + (f" ± {m['std']:.2g}" if m["std"] is not None else "")
+
+
+def markdown(board: dict) -> str:
+    groups: dict[str, list[dict]] = {}
+    for r in board["rows"]:
+        groups.setdefault(r["key"], []).append(r)
+    out = [
+        "# ganzoo leaderboard",
+        "",
+        f"Written by `{board.get('command', 'python benchmarks/leaderboard.py')}` on {board.get('updated', '?')}; "
+        "the numbers, with every detail of how they were made, are in `leaderboard.json`. "
+        "Mean ± sample standard deviation over the seeds (one repeat per seed). A table ranks only rows measured "
+        "under the same protocol (its key); differences under about two standard deviations are ties.",
+        "",
+    ]
+    for key, rows in sorted(groups.items(), key=lambda kv: (kv[1][0]["dataset"], kv[0])):
+        p = rows[0]["protocol"]
+        n = p["generated"]["num"]
+        tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+        names = [k for k in ("fid", "fd_dinov2", "kid", "kd_dinov2", "is", "precision", "recall")
+                 if any(k in r["metrics"] for r in rows)]  # fmt: skip
+        fd = next((k for k in names if k in ("fid", "fd_dinov2")), None)
+        rows = sorted(rows, key=lambda r: (r["kind"] != "real", r["metrics"][fd]["mean"] if fd else 0))
+        net = p["feature_network"]
+        out += [
+            f"## {rows[0]['dataset']}: {n:,} generated vs {p['real']['num']:,} real (protocol key `{key}`)",
+            "",
+            "| rank | model | " + " | ".join(HEADERS[k].format(n=tag) for k in names) + " | checkpoint | wall time |",
+            "|---" * (len(names) + 4) + "|",
+        ]
+        rank = 0
+        for r in rows:
+            rank += r["kind"] == "model"
+            sha = r["protocol"]["generated"].get("checkpoint_sha256", "")
+            out.append(
+                f"| {rank if r['kind'] == 'model' else 'ref'} | {r['name']} | "
+                + " | ".join(_cell(r["metrics"].get(k)) for k in names)
+                + f" | {sha[:12] or '–'} | {r['protocol']['wall_seconds']:,.0f} s |"
+            )
+        kid = p.get("kid")
+        out += [
+            "",
+            f"- features: `{net['name']}`, sha256 `{net['sha256']}`; {net['preprocessing']}",
+            f"- real: {p['real']['set']}; content sha256 `{p['real']['digest'][:16]}…`",
+            f"- generated: {n:,} per seed, seeds {rows[0]['protocol']['generated'].get('seeds')}, quantised to uint8 "
+            "as PNG; the real-data row uses seeded subsets of the train split instead",
+            f"- batch {p['batch_size']}, TF32 off, float64 statistics"
+            + (f"; KID {kid['subsets']} subsets of {kid['subset_size']}, kernel {kid['kernel']}" if kid else "")
+            + (f"; precision/recall k = {p['pr']['k']} on the same features" if p.get("pr") else ""),
+            f"- measured on {p['hardware']} with {', '.join(f'{k} {v}' for k, v in p['versions'].items())}",
+        ]
+        if note := PUBLISHED.get(rows[0]["dataset"]):
+            out.append(f"- {note}")
+        out.append("")
+    if board.get("skipped"):
+        out += ["## Not measured here", ""]
+        out += [f"- {s['name']}: {s['reason']}" for s in board["skipped"]]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_cards(board: dict) -> list[str]:
+    """Rewrite the card (README.md) of each shipped checkpoint that has a row, so its metrics are these."""
+    written = []
+    for r in board["rows"]:
+        if r["kind"] != "model" or not registry.is_pretrained(r["name"]):
+            continue
+        entry = registry.get_pretrained(r["name"])
+        folder = registry.shipped_dir("checkpoints") / (entry.folder or "")
+        if entry.folder and folder.is_dir():
+            gan = hub.load_folder(folder, sha256=entry.sha256)
+            rows = registry.measured(entry.name, hub.file_sha256(folder / hub.WEIGHTS_NAME), rows=board["rows"])
+            (folder / hub.CARD_NAME).write_text(hub.model_card(gan, entry.name, entry, measured=rows))
+            written.append(entry.name)
+    return written
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

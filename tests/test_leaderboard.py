@@ -1,0 +1,68 @@
+"""The committed leaderboard is what benchmarks/leaderboard.py writes, and the model cards state its numbers."""
+
+import importlib.util
+import json
+
+import pytest
+
+import ganzoo
+from ganzoo import hub, metrics, registry
+from tests.conftest import REPO
+
+BOARD = json.loads((REPO / "benchmarks" / "leaderboard.json").read_text())
+
+
+def leaderboard_module():
+    spec = importlib.util.spec_from_file_location("leaderboard", REPO / "benchmarks" / "leaderboard.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_markdown_is_generated_from_the_json():
+    assert (REPO / "benchmarks" / "leaderboard.md").read_text() == leaderboard_module().markdown(BOARD)
+
+
+def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
+    for row in BOARD["rows"]:
+        p = row["protocol"]
+        assert row["key"] == metrics.comparison_key(p)
+        assert p["version"] == metrics.PROTOCOL_VERSION and p["tf32"] is False and p["statistics"] == "float64"
+        assert p["feature_network"]["name"] == "inception-v3-tf" and len(p["feature_network"]["sha256"]) == 64
+        assert "TF1 bilinear" in p["feature_network"]["preprocessing"]
+        assert p["generated"]["num"] >= 2000 and len(p["generated"]["seeds"]) >= 3
+        assert len(row["metrics"]["fid"]["values"]) == len(p["generated"]["seeds"])
+        assert p["real"]["num"] >= 2000 and "test split" in p["real"]["set"] and len(p["real"]["digest"]) == 64
+        assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
+    md = (REPO / "benchmarks" / "leaderboard.md").read_text()
+    assert md.count("\n## ") - ("## Not measured here" in md) == len({r["key"] for r in BOARD["rows"]})
+
+
+def test_the_real_data_rows_and_every_shipped_checkpoint_are_on_the_board():
+    rows = {r["name"]: r for r in BOARD["rows"]}
+    cifar = rows["real: cifar10 train"]
+    assert cifar["kind"] == "real" and cifar["metrics"]["kid"]["mean"] < 0.005  # train and test: one distribution
+    for name in ganzoo.list():
+        entry = registry.get_pretrained(name)
+        if not entry.folder:
+            continue
+        row = rows[name]
+        weights = registry.shipped_dir("checkpoints") / entry.folder / hub.WEIGHTS_NAME
+        assert row["protocol"]["generated"]["checkpoint_sha256"] == hub.file_sha256(weights), f"{name}: re-measure"
+        real = rows[f"real: {entry.dataset} train"]
+        assert real["key"] == row["key"]  # measured against the same reference, so the two compare
+        assert row["metrics"]["fid"]["mean"] > real["metrics"]["fid"]["mean"]
+
+
+@pytest.mark.parametrize("name", [n for n in ganzoo.list() if registry.get_pretrained(n).folder])
+def test_shipped_model_cards_state_the_leaderboard_numbers(name):
+    entry = registry.get_pretrained(name)
+    folder = registry.shipped_dir("checkpoints") / entry.folder
+    measured = registry.measured(name, hub.file_sha256(folder / hub.WEIGHTS_NAME))
+    assert measured, f"{name} has no leaderboard row for its shipped weights"
+    card = (folder / hub.CARD_NAME).read_text()
+    gan = hub.load_folder(folder)
+    assert card == hub.model_card(gan, name, entry, measured=measured)  # regenerate: leaderboard.py --rewrite
+    fid = next(r for r in measured if r["kind"] == "model")["metrics"]["fid"]["mean"]
+    assert f"{fid:.4g}" in card and "model-index:" in card
+    assert any(label.startswith("FID-") for label in hub.info(name)["metrics"])
