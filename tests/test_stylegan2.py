@@ -304,3 +304,19 @@ def test_a_seed_means_what_it_means_in_nvidias_generate_script():
     with torch.no_grad():
         expected = gan.generator_ema(z, None, truncation_psi=0.5, noise_mode="const").clamp(-1, 1)
     torch.testing.assert_close(gan.sample(1, seed=85, truncation_psi=0.5), expected)
+
+
+def test_from_upstream_refuses_what_it_does_not_build(snapshot):
+    data = convert.read_nvidia_pickle(snapshot)
+    data["D"].state["_init_kwargs"]["block_kwargs"]["freeze_layers"] = 2  # fine-tuning switch: ignored
+    data["G_ema"].state["_init_kwargs"]["synthesis_kwargs"]["fused_modconv_default"] = "inference_only"
+    assert isinstance(StyleGAN2.from_upstream(data), StyleGAN2)
+    data["G_ema"].state["_init_kwargs"]["synthesis_kwargs"]["architecture"] = "resnet"
+    with pytest.raises(ValueError, match="'architecture': 'resnet'"):
+        StyleGAN2.from_upstream(data)
+    data = convert.read_nvidia_pickle(snapshot)
+    data["G_ema"].class_name = "training.networks_stylegan3.Generator"
+    with pytest.raises(ValueError, match="alias-free StyleGAN3"):
+        StyleGAN2.from_upstream(data)
+    with pytest.raises(ValueError, match="no G_ema"):
+        StyleGAN2.from_upstream({"G": data["G"]})

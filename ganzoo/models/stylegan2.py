@@ -641,6 +641,7 @@ class StyleGAN2(GAN):
         ema_kimg: half-life of the generator EMA in thousands of images.
         augment: a DiffAugment policy (``"color,translation,cutout"``) for small data; ``None`` for none.
         class_names: names of the ``num_classes`` classes, for the card and ``ganzoo info``.
+        w_avg_beta: decay of the tracked average ``w`` per batch (0.995 in ADA, 0.998 in the StyleGAN3 code).
     """
 
     def __init__(
@@ -666,6 +667,7 @@ class StyleGAN2(GAN):
         ema_kimg: float | None = 10.0,
         augment: str | None = None,
         class_names: list[str] | None = None,
+        w_avg_beta: float = 0.995,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -673,7 +675,7 @@ class StyleGAN2(GAN):
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         self.generator = Generator(
             latent_dim, num_classes, w_dim, image_size, image_channels,
-            mapping_kwargs=dict(num_layers=mapping_layers),
+            mapping_kwargs=dict(num_layers=mapping_layers, w_avg_beta=w_avg_beta),
             synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, conv_clamp=conv_clamp),
         )  # fmt: skip
         self.discriminator = Discriminator(
@@ -846,30 +848,38 @@ class StyleGAN2(GAN):
         present; the architecture from ``G_ema``'s own init arguments. fp16 flags are ignored (fp32)."""
         from ganzoo.convert import PersistentObject
 
-        g_ema = data.get("G_ema")
+        g_ema, d = data.get("G_ema"), data.get("D")
         if not isinstance(g_ema, PersistentObject):
             raise ValueError(f"no G_ema network in this pickle (it holds {sorted(data)})")
+        for net in (g_ema, d):
+            if isinstance(net, PersistentObject) and "stylegan3" in net.class_name:
+                raise ValueError(
+                    f"{net.class_name} is an alias-free StyleGAN3 network, which ganzoo does not build; StyleGAN2 "
+                    f"networks from the stylegan2-ada-pytorch and stylegan3 repositories load"
+                )
         kw = g_ema.init_kwargs
         mapping, synthesis = dict(kw.get("mapping_kwargs", {})), dict(kw.get("synthesis_kwargs", {}))
-        synthesis.pop("num_fp16_res", None)
         hparams = dict(
             image_size=kw["img_resolution"], image_channels=kw["img_channels"], latent_dim=kw["z_dim"],
             w_dim=kw["w_dim"], num_classes=kw["c_dim"], mapping_layers=mapping.pop("num_layers", 8),
-            channel_base=synthesis.pop("channel_base", 32768), channel_max=synthesis.pop("channel_max", 512),
-            conv_clamp=synthesis.pop("conv_clamp", None),
+            w_avg_beta=mapping.pop("w_avg_beta", 0.995), channel_base=synthesis.pop("channel_base", 32768),
+            channel_max=synthesis.pop("channel_max", 512), conv_clamp=synthesis.pop("conv_clamp", None),
         )  # fmt: skip
-        d = data.get("D")
+        unsupported = _unsupported({**mapping, **synthesis}, {"lr_multiplier": 0.01, "architecture": "skip"})
         if isinstance(d, PersistentObject):
-            dkw = d.init_kwargs
-            hparams["d_architecture"] = dkw.get("architecture", "resnet")
-            hparams["mbstd_group_size"] = dict(dkw.get("epilogue_kwargs", {})).get("mbstd_group_size", 4)
-        # Options at their defaults carry no information; any other value is something this model does not build.
-        for options, key, default in ((mapping, "w_avg_beta", 0.995), (mapping, "lr_multiplier", 0.01),
-                                      (synthesis, "architecture", "skip")):  # fmt: skip
-            if options.get(key, default) == default:
-                options.pop(key, None)
-        if mapping or synthesis:
-            raise ValueError(f"unsupported options in this pickle: mapping {mapping}, synthesis {synthesis}")
+            dkw = dict(d.init_kwargs)
+            epilogue = dict(dkw.pop("epilogue_kwargs", None) or {})
+            hparams["d_architecture"] = dkw.pop("architecture", "resnet")
+            hparams["mbstd_group_size"] = epilogue.pop("mbstd_group_size", 4)
+            for key in ("c_dim", "img_resolution", "img_channels"):
+                dkw.pop(key, None)
+            same = {"channel_base": hparams["channel_base"], "channel_max": hparams["channel_max"],
+                    "conv_clamp": hparams["conv_clamp"], "mbstd_num_channels": 1, "cmap_dim": None}  # fmt: skip
+            for key in ("block_kwargs", "mapping_kwargs"):
+                unsupported |= _unsupported(dict(dkw.pop(key, None) or {}), {})
+            unsupported |= _unsupported({**dkw, **epilogue}, same)
+        if unsupported:
+            raise ValueError(f"this pickle's networks use options ganzoo's StyleGAN2 does not build: {unsupported}")
         gan = cls(**hparams, ema_kimg=10.0)
         g = data.get("G") if isinstance(data.get("G"), PersistentObject) else g_ema
         state = {f"generator.{k}": v for k, v in g.state_dict().items()}
@@ -881,6 +891,16 @@ class StyleGAN2(GAN):
         state["pl_mean"] = gan.pl_mean
         gan.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
         return gan.eval()
+
+
+# Upstream options that change how a network runs, not what it computes (precision, memory layout, training
+# speed-ups and layer freezing for fine-tuning): ignored when converting.
+_RUNTIME_OPTIONS = {"num_fp16_res", "fused_modconv_default", "channels_last", "freeze_layers", "use_fp16"}
+
+
+def _unsupported(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The options that are neither runtime switches nor at the value ganzoo builds."""
+    return {k: v for k, v in options.items() if k not in _RUNTIME_OPTIONS and defaults.get(k, object()) != v}
 
 
 # --------------------------------------------------------------------------------------------------
