@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             progress=True,
         )
-        rows, skipped = measure(args, options)
+        rows, skipped = measure(args, options, {r["name"] for r in board["rows"]})
         measured = {r["name"] for r in rows} | {s["name"] for s in skipped}
         board["rows"] = [r for r in board["rows"] if r["name"] not in measured] + rows
         board["skipped"] = [s for s in board.get("skipped", []) if s["name"] not in measured] + skipped
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, options: dict) -> tuple[list[dict], list[dict]]:
+def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tuple[list[dict], list[dict]]:
     entries = [registry.get_pretrained(n) for n in ganzoo.list(pretrained=True)]
     if args.only:
         entries = [e for e in entries if e.name in args.only or set(e.aliases) & set(args.only)]
@@ -94,6 +94,8 @@ def measure(args: argparse.Namespace, options: dict) -> tuple[list[dict], list[d
         return metrics.ImageSet.from_dataset(dataset, "test", image_size=size, num=args.num_real, seed=0)
 
     for dataset, size in datasets.items():
+        if args.only and f"real: {dataset} train" in existing:
+            continue  # --only keeps the real-data rows already on the board (a different protocol would not rank)
         print(f"real data: {dataset} train vs test", flush=True)
         train = [
             metrics.ImageSet.from_dataset(dataset, "train", image_size=size, num=args.num_samples, seed=s)

@@ -107,7 +107,7 @@ def affine_tf1_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     theta[0, 0, 0] = theta[0, 1, 1] = 1
     theta[0, 0, 2] = 1 / x.shape[3] - 1 / size
     theta[0, 1, 2] = 1 / x.shape[2] - 1 / size
-    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], size, size], align_corners=False)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), [x.shape[0], x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -182,7 +182,7 @@ def test_evaluate_folders_from_the_cli_agrees_with_a_hand_computed_fid(inception
         from PIL import Image
 
         files = sorted(folder.rglob("*.jpg"))
-        x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
+        x = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
         with torch.no_grad():
             return torch.cat([inception.net(affine_tf1_resize(b.double(), 299).float() / 128 - 1) for b in x.split(50)])
 
@@ -338,7 +338,7 @@ def test_bicubic_upscaling_on_set5_is_near_the_srgan_papers_bicubic_row(data_roo
     from PIL import Image
 
     def load(path):
-        return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None]
+        return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None]
 
     folder = data_root / "sr" / "Set5"
     psnr = []
