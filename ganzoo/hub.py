@@ -201,6 +201,8 @@ def _load_upstream(entry: registry.Pretrained) -> GAN:
     gan = from_upstream(path, entry.variant)
     converted.mkdir(parents=True, exist_ok=True)
     _save_weights(gan, converted)
+    card = model_card(gan, entry.name, entry)  # with the licence, kept beside the converted weights
+    _atomic_write(converted / CARD_NAME, lambda p: Path(p).write_text(card))
     return load_folder(converted)
 
 
@@ -566,10 +568,16 @@ def model_card(
             "recipe",
             f"`recipes/{entry.recipe}.yaml`, as run: `{TRAINING_CONFIG_NAME}`" if entry and entry.recipe else None,
         ),
-        ("batches (generator steps)", f"{t['batches_seen']:,}"),
-        ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
-        ("hardware", "; ".join(t["hardware"]) or "not recorded"),
-        ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
+        *(
+            [("trained by", entry.source), ("weights", f"{entry.url}, converted by `ganzoo.from_upstream`")]
+            if entry and entry.url and not t["batches_seen"]
+            else [
+                ("batches (generator steps)", f"{t['batches_seen']:,}"),
+                ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
+                ("hardware", "; ".join(t["hardware"]) or "not recorded"),
+                ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
+            ]
+        ),
         ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
     ]
     source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"

@@ -254,6 +254,8 @@ def test_nvidia_weights_without_network_name_the_url_and_load_from_the_cache(sna
     reference = ganzoo.from_upstream(snapshot, variant="stylegan2")
     torch.testing.assert_close(gan.sample(3, seed=0), reference.sample(3, seed=0), rtol=0, atol=0)
     assert json.loads((tmp_path / "upstream" / "sha256.json").read_text()) == {url: hub.file_sha256(snapshot)}
+    card = (tmp_path / "upstream" / "stylegan2-ffhq-1024" / "README.md").read_text()
+    assert "license: nvidia-source-code-license-nc" in card and "non-commercial" in card
     # Converted once: the next load reads the converted folder, not the pickle.
     target.unlink()
     again = ganzoo.load("stylegan2-ffhq-1024")
