@@ -173,18 +173,10 @@ class SampleQuality(Callback):
             pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.num_samples]
             real = metrics.ImageSet.from_tensor(images[pick], "training images")
             self._real = metrics.cached_features(real, self._net, batch_size=self.batch_size, device=device)
-        net = pl_module.sampling_generator
-        was_training = net.training
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            z = pl_module.latents(self.num_samples, generator=torch.Generator().manual_seed(self.seed))[rank::world]
-            net.eval()
-            try:
-                batches = (
-                    to_uint8(pl_module.generate(net, zb.to(device)).clamp(-1, 1)) for zb in z.split(self.batch_size)
-                )
-                fake, _ = metrics.extract(self._net, batches, device=device)
-            finally:
-                net.train(was_training)
+            z = pl_module.sample_latents(self.num_samples, self.seed)[rank::world]
+            batches = (to_uint8(x) for x in pl_module.generate_batches(z, batch_size=self.batch_size))
+            fake, _ = metrics.extract(self._net, batches, device=device)
         if world > 1:
             fake = pl_module.all_gather(fake.to(device)).reshape(-1, fake.shape[1]).cpu()
         return {

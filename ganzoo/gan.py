@@ -80,8 +80,11 @@ class GAN(L.LightningModule):
         """``n`` generator inputs, drawn on the CPU from ``generator`` (so a seed means the same on every device)."""
         raise NotImplementedError
 
-    def generate(self, net: nn.Module, z: Tensor) -> Tensor:
-        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]."""
+    def generate(self, net: nn.Module, z: Tensor, **kwargs: Any) -> Tensor:
+        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]. Variants with
+        sampling options (StyleGAN2's truncation) take them as ``kwargs``."""
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no sampling options; got {sorted(kwargs)}")
         return net(z)
 
     # ----------------------------------------------------------------------------------------------
@@ -291,30 +294,42 @@ class GAN(L.LightningModule):
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False) -> Tensor:
+    def sample(
+        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
+    ) -> Tensor:
         """``n`` generated images ``[n, C, H, W]``, float in [-1, 1], on the module's device.
 
         The same ``seed`` gives the same images (latents are drawn on the CPU); ``seed=None`` draws from
-        torch's global generator. The generator runs in eval mode and is put back as it was.
+        torch's global generator. The generator runs in eval mode and is put back as it was. ``kwargs`` go to
+        :meth:`generate`.
         """
-        return torch.cat(list(self.iter_samples(n, seed, batch_size=batch_size, progress=progress)))
+        return torch.cat(list(self.iter_samples(n, seed, batch_size=batch_size, progress=progress, **kwargs)))
 
-    @torch.no_grad()
     def iter_samples(
-        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False
+        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
     ) -> Iterator[Tensor]:
         """:meth:`sample` in batches of ``batch_size``, so that ``n`` may exceed memory (evaluation at 50k).
 
         The latents are drawn up front, so the images equal ``sample(n, seed)``'s whatever the batch size.
         """
-        rng = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = self.latents(n, generator=rng)
+        return self.generate_batches(self.sample_latents(n, seed), batch_size=batch_size, progress=progress, **kwargs)
+
+    def sample_latents(self, n: int, seed: int | None = None) -> Tensor:
+        """The latents :meth:`sample` uses for ``seed``: :meth:`latents` from a CPU generator seeded with it."""
+        return self.latents(n, generator=torch.Generator().manual_seed(seed) if seed is not None else None)
+
+    @torch.no_grad()
+    def generate_batches(
+        self, z: Tensor, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
+    ) -> Iterator[Tensor]:
+        """Images of the sampling generator for latents ``z``, ``batch_size`` at a time, clamped to [-1, 1]; the
+        generator runs in eval mode and is put back as it was."""
         net = self.sampling_generator
         was_training = net.training
         net.eval()
         try:
             for zb in _progress(z.split(batch_size), progress, desc="sampling", unit="batch"):
-                yield self.generate(net, zb.to(self.device)).float().clamp_(-1.0, 1.0)
+                yield self.generate(net, zb.to(self.device), **kwargs).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)
 

@@ -246,7 +246,6 @@ class SynthesisBlock(nn.Module):
         w_dim: int,
         resolution: int,
         img_channels: int,
-        is_last: bool,
         *,
         architecture: str = "skip",
         conv_clamp: float | None = None,
@@ -310,7 +309,7 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             block = SynthesisBlock(
                 channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
-                res == img_resolution, architecture=architecture, conv_clamp=conv_clamp, use_noise=use_noise,
+                architecture=architecture, conv_clamp=conv_clamp, use_noise=use_noise,
             )  # fmt: skip
             self.num_ws += block.num_conv
             if res == img_resolution:
@@ -445,7 +444,6 @@ class DiscriminatorBlock(nn.Module):
         in_channels: int,
         tmp_channels: int,
         out_channels: int,
-        resolution: int,
         img_channels: int,
         *,
         architecture: str = "resnet",
@@ -501,12 +499,10 @@ class DiscriminatorEpilogue(nn.Module):
         in_channels: int,
         cmap_dim: int,
         resolution: int,
-        img_channels: int,
         *,
         mbstd_group_size: int = 4,
         mbstd_num_channels: int = 1,
         conv_clamp: float | None = None,
-        architecture: str = "resnet",
     ) -> None:
         super().__init__()
         self.cmap_dim = cmap_dim
@@ -552,15 +548,13 @@ class Discriminator(nn.Module):
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
             block = DiscriminatorBlock(
-                in_channels, channels[res], channels[res // 2], res, img_channels, architecture=architecture,
+                in_channels, channels[res], channels[res // 2], img_channels, architecture=architecture,
                 conv_clamp=conv_clamp, **(block_kwargs or {}),
             )  # fmt: skip
             setattr(self, f"b{res}", block)
         if c_dim:
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, None, w_avg_beta=None, **(mapping_kwargs or {}))
-        self.b4 = DiscriminatorEpilogue(
-            channels[4], cmap_dim, 4, img_channels, conv_clamp=conv_clamp, **(epilogue_kwargs or {})
-        )
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, 4, conv_clamp=conv_clamp, **(epilogue_kwargs or {}))
 
     def forward(self, img: Tensor, c: Tensor | None = None, **unused: Any) -> Tensor:
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
@@ -742,26 +736,22 @@ class StyleGAN2(GAN):
                 (all by default); psi < 1 trades variety for typicality.
             noise_mode: ``"const"`` (the stored noise maps), ``"random"`` or ``"none"``.
         """
+        z = self.sample_latents(n, seed)
+        if labels is not None:
+            z = torch.cat([self._split(z)[0], self.one_hot(labels, n).cpu()], dim=1)
+        options = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+        return torch.cat(list(self.generate_batches(z, batch_size=batch_size, progress=progress, **options)))
+
+    def sample_latents(self, n: int, seed: int | None = None) -> Tensor:
+        """``z`` as NVIDIA's generate.py draws it (``RandomState(seed).randn(n, z_dim)``), then for a conditional
+        model one-hot labels ``0, 1, 2, ...`` cycling through the classes."""
         if seed is None:
             z = torch.randn(n, self.hparams.latent_dim)
-        else:  # NVIDIA's generate.py: z = RandomState(seed).randn(1, z_dim), so seed s is their seed s
+        else:
             z = torch.from_numpy(np.random.RandomState(seed).randn(n, self.hparams.latent_dim)).float()
-        if self.hparams.num_classes:
-            labels = torch.arange(n) % self.hparams.num_classes if labels is None else labels
-            z = torch.cat([z, self.one_hot(labels, n).cpu()], dim=1)
-        elif labels is not None:
-            self.one_hot(labels, n)  # raises: unconditional
-        kwargs = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
-        net = self.sampling_generator
-        was_training = net.training
-        net.eval()
-        try:
-            from ganzoo.gan import _progress
-
-            chunks = _progress(z.split(batch_size), progress, desc="sampling", unit="batch")
-            return torch.cat([self.generate(net, zb.to(self.device), **kwargs).float() for zb in chunks]).clamp_(-1, 1)
-        finally:
-            net.train(was_training)
+        if not self.hparams.num_classes:
+            return z
+        return torch.cat([z, self.one_hot(torch.arange(n) % self.hparams.num_classes, n).cpu()], dim=1)
 
     @torch.no_grad()
     def style_mix(
@@ -772,9 +762,8 @@ class StyleGAN2(GAN):
         (0:4 coarse, 4:8 middle, 8: fine at 1024 px)."""
         net = self.sampling_generator.eval()
         seeds = list(row_seeds) + list(col_seeds)
-        z = torch.cat([torch.from_numpy(np.random.RandomState(s).randn(1, self.hparams.latent_dim)) for s in seeds])
+        z = torch.cat([self.sample_latents(1, s)[:, : self.hparams.latent_dim] for s in seeds]).to(self.device)
         c = self.one_hot(torch.zeros(len(seeds)), len(seeds)) if self.hparams.num_classes else None
-        z = z.float().to(self.device)
         ws = net.mapping(z, c, truncation_psi=truncation_psi)
         rows, cols = ws[: len(row_seeds)], ws[len(row_seeds) :]
         mixed = rows[:, None].repeat(1, len(cols), 1, 1)
