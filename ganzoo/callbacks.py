@@ -30,7 +30,8 @@ def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int 
 
 
 class GANCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` triggered every ``every_n_kimg`` thousand images or ``every_n_batches`` batches.
+    """``ModelCheckpoint`` triggered every ``every_n_kimg`` thousand images or ``every_n_batches`` batches, and at the
+    end of training, however it ended.
 
     Files are named by the module's clock (``kimg=0012.800-batch=100.ckpt``); ``save_last`` keeps ``last.ckpt``
     for ``ganzoo fit --ckpt_path last``. Lightning writes checkpoints atomically (a temporary file renamed
@@ -47,8 +48,9 @@ class GANCheckpoint(ModelCheckpoint):
         save_top_k: int = -1,
         **kwargs: Any,
     ) -> None:
-        if (every_n_kimg or every_n_batches) and not kwargs.get("every_n_epochs"):
-            kwargs["every_n_epochs"] = 0  # the module's clock replaces the epoch trigger
+        # The module's clock replaces Lightning's epoch trigger: a save at the end of an epoch that StopAt cut short
+        # records that epoch as finished, and a run resumed from it would not continue exactly.
+        kwargs.setdefault("every_n_epochs", 0)
         super().__init__(
             dirpath=dirpath,
             filename=filename or "{kimg:08.3f}-{batch}",
@@ -61,12 +63,14 @@ class GANCheckpoint(ModelCheckpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
         pl_module.end_batch(batch)
-        if _due(pl_module, batch, self.every_n_kimg, self.every_n_batches):
+        # A stop asked for during this batch (StopAt, a signal) is saved here, inside the epoch: saved after the loop
+        # ends, the cut-short epoch would count as finished and a resumed run would start the next one.
+        if trainer.should_stop or _due(pl_module, batch, self.every_n_kimg, self.every_n_batches):
             self._save(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: GAN) -> None:
         # The end of a run is always kept, whether max_epochs, StopAt or a signal ended it.
-        if pl_module.batches_seen != self._saved_at and (self.every_n_kimg or self.every_n_batches):
+        if pl_module.batches_seen != self._saved_at:
             self._save(trainer, pl_module)
 
     def _save(self, trainer: L.Trainer, pl_module: GAN) -> None:
@@ -155,7 +159,9 @@ class SampleQuality(Callback):
             # Straight to the loggers: self.log would drop a value that falls between log_every_n_steps.
             trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
             for logger in trainer.loggers:
-                logger.log_metrics({**values, "kimg": pl_module.images_seen / 1000}, step=trainer.global_step)
+                # On the axis of self.log, one step per batch (global_step counts every optimizer's steps).
+                step = trainer.fit_loop.epoch_loop._batches_that_stepped
+                logger.log_metrics({**values, "kimg": pl_module.images_seen / 1000}, step=step)
 
     @torch.no_grad()
     def measure(self, trainer: L.Trainer, pl_module: GAN) -> dict[str, float]:
