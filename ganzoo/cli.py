@@ -51,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write a PNG grid of samples")
     p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
-    p.add_argument("-n", "--num", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("-n", "--num", type=int, help="number of images (default 64); with --labels, per class (default 8)")
     p.add_argument("-o", "--output", default="samples.png", help="PNG file to write (default samples.png)")
     p.add_argument("--seed", default="0", help="a seed, or comma-separated seeds for one image each (1,2,3)")
+    p.add_argument("--labels", help="class ids or names of a conditional model, one grid row each (0,1,2 or all)")
     p.add_argument("--truncation", type=float, help="truncation psi (StyleGAN2: 0.7 trades variety for quality)")
     p.add_argument("--nrow", type=int, help="images per row of the grid")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
@@ -153,12 +154,46 @@ def cmd_sample(args: argparse.Namespace) -> None:
             raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
         options["truncation_psi"] = args.truncation
     seeds = _ints(args.seed)
+    if args.labels is not None:  # one row per class, the same latents in every row
+        if not gan.num_classes:
+            raise ValueError(f"{args.name} ({gan.variant}) is unconditional: leave out --labels")
+        if len(seeds) != 1:
+            raise ValueError("--labels takes one --seed (the row's latents); got several")
+        labels = _labels(args.labels, gan.class_names)
+        per_class = args.num or 8
+        z = gan.sample_latents(per_class, seeds[0]).repeat(len(labels), 1)
+        z = gan.with_labels(z, torch.tensor(labels).repeat_interleave(per_class))
+        images = torch.cat(list(gan.generate_batches(z, batch_size=64, **options)))
+        path = save_grid(images, args.output, nrow=per_class)
+        names = ", ".join(gan.class_names[i] for i in labels)
+        print(f"wrote {len(labels)} rows of {per_class} samples of {args.name} (classes {names}; seed {seeds[0]}) "
+              f"to {path}")  # fmt: skip
+        return
+    num = args.num or 64
     if len(seeds) == 1:
-        images = gan.sample(args.num, seed=seeds[0], batch_size=64, progress=args.num > 64, **options)
+        images = gan.sample(num, seed=seeds[0], batch_size=64, progress=num > 64, **options)
     else:  # one image per seed, as NVIDIA's generate.py --seeds
         images = torch.cat([gan.sample(1, seed=s, **options) for s in seeds])
     path = save_grid(images, args.output, nrow=args.nrow)
     print(f"wrote {len(images)} samples of {args.name} (seed {args.seed}) to {path}")
+
+
+def _labels(text: str, names: list[str]) -> list[int]:
+    """``--labels``: comma-separated class ids or names, or ``all``."""
+    if text.strip() == "all":
+        return list(range(len(names)))
+    labels = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item in names:
+            labels.append(names.index(item))
+        elif item.lstrip("-").isdigit() and 0 <= int(item) < len(names):
+            labels.append(int(item))
+        else:
+            raise ValueError(f"--labels: {item!r} is neither a class id in [0, {len(names)}) nor a class name "
+                             f"({', '.join(names)})")  # fmt: skip
+    if not labels:
+        raise ValueError("--labels is empty: give class ids or names, e.g. 0,1,2, or all")
+    return labels
 
 
 def cmd_mix(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ import copy
 import math
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +41,7 @@ class GAN(L.LightningModule):
         variant: registry name, set by :func:`ganzoo.registry.register_gan`.
         task: the variant's task, set by the same decorator.
         images_seen: real images the discriminator has seen, over all processes.
-        batches_seen: training batches done (one generator update each).
+        batches_seen: training batches done.
     """
 
     variant: ClassVar[str] = ""
@@ -81,11 +81,68 @@ class GAN(L.LightningModule):
         raise NotImplementedError
 
     def generate(self, net: nn.Module, z: Tensor, **kwargs: Any) -> Tensor:
-        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]. Variants with
-        sampling options (StyleGAN2's truncation) take them as ``kwargs``."""
+        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]. A conditional
+        generator is called as ``net(z, c)`` (see :meth:`with_labels`). Variants with sampling options (StyleGAN2's
+        truncation) take them as ``kwargs``."""
         if kwargs:
             raise TypeError(f"{type(self).__name__} has no sampling options; got {sorted(kwargs)}")
+        if self.num_classes:
+            return net(z[:, : -self.num_classes], z[:, -self.num_classes :])
         return net(z)
+
+    # ----------------------------------------------------------------------------------------------
+    # Class conditioning. A conditional variant has ``hparams.num_classes > 0``; its networks take the class as
+    # NVIDIA's do, a one-hot ``c [N, num_classes]`` (``G(z, c)``, ``D(images, c)``), and its latents carry ``c``
+    # as their last ``num_classes`` columns.
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a class-conditional model; 0 for an unconditional one."""
+        return int(self.hparams.get("num_classes") or 0)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes' names (``hparams.class_names``, filled in from the data at fit time), else their ids."""
+        return list(self.hparams.get("class_names") or [str(i) for i in range(self.num_classes)])
+
+    def one_hot(self, labels: Tensor | Sequence[int | str] | int, n: int) -> Tensor:
+        """``labels`` as the ``c`` the networks take: one-hot ``[n, num_classes]`` on the module's device.
+
+        ``labels`` are ``n`` class ids (a list or a 1-D integer tensor), class names, or one id for all ``n``.
+        Anything else (out of range, a float or one-hot tensor, the wrong length) is refused with a ValueError
+        that says what was expected.
+        """
+        k, name = self.num_classes, type(self).__name__
+        if not k:
+            raise ValueError(f"this {name} is unconditional: it takes no labels (leave labels out)")
+        expected = f"{n} class ids in [0, {k}) (a list or a 1-D integer tensor), class names, or one id for all"
+        if isinstance(labels, str) or (isinstance(labels, Sequence) and labels and isinstance(labels[0], str)):
+            names = self.class_names
+            names_given = [labels] if isinstance(labels, str) else list(labels)
+            unknown = sorted({x for x in names_given if x not in names})
+            if unknown:
+                raise ValueError(f"unknown class names {unknown}: this {name}'s classes are {names}")
+            labels = [names.index(x) for x in names_given]
+        labels = torch.as_tensor(labels)
+        if labels.ndim > 1 and labels.shape[0] == n and labels.shape[-1] == k:
+            raise ValueError(f"labels of shape {list(labels.shape)} look one-hot; give class ids ({expected}), "
+                             "e.g. labels.argmax(1)")  # fmt: skip
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class ids, got a {labels.dtype} tensor; expected {expected}")
+        if labels.ndim == 0 or labels.numel() == 1:
+            labels = labels.reshape(1).expand(n)
+        if labels.ndim != 1 or len(labels) != n:
+            raise ValueError(f"labels of shape {list(labels.shape)} for {n} images; expected {expected}")
+        if labels.min() < 0 or labels.max() >= k:
+            bad = sorted({int(x) for x in labels if not 0 <= x < k})
+            raise ValueError(f"class ids {bad} out of range: this {name} has {k} classes, ids 0 to {k - 1}")
+        return torch.nn.functional.one_hot(labels.long().to(self.device), k).float()
+
+    def with_labels(self, z: Tensor, labels: Tensor | Sequence[int | str] | int) -> Tensor:
+        """Latents ``z`` (with or without class columns) with their class set to ``labels`` (see :meth:`one_hot`)."""
+        c = self.one_hot(labels, len(z)).to(z.device)
+        dim = z.shape[1] - self.num_classes if z.shape[1] > self.hparams.latent_dim else z.shape[1]
+        return torch.cat([z[:, :dim], c], dim=1)
 
     # ----------------------------------------------------------------------------------------------
     # Training helpers
@@ -151,6 +208,17 @@ class GAN(L.LightningModule):
             scaler.update()
         else:
             optimizer.step()
+
+    def log_now(self, metrics: dict[str, Tensor]) -> None:
+        """Write ``metrics`` (averaged over processes) to the loggers for this batch only, on the axis ``self.log``
+        uses (one step per batch). For values not computed on every batch, such as WGAN's generator loss:
+        ``self.log`` would repeat the last value on the batches between. Every process must call it."""
+        values = {k: v.detach().float().mean() for k, v in metrics.items()}
+        if self.trainer.world_size > 1:
+            values = {k: self.trainer.strategy.reduce(v, reduce_op="mean") for k, v in values.items()}
+        step = self.trainer.fit_loop.epoch_loop._batches_that_stepped  # what Lightning's own logging uses
+        for logger in self.trainer.loggers:
+            logger.log_metrics({k: float(v) for k, v in values.items()}, step=step)
 
     def _network_of(self, optimizer: torch.optim.Optimizer) -> str:
         """The network whose parameters ``optimizer`` updates (by its first parameter), looked up once."""
@@ -236,11 +304,25 @@ class GAN(L.LightningModule):
                     scaler.load_state_dict(self._scaler_states[i])
                 self._scalers[id(opt)] = scaler
             self._scaler_states = []
+        self._check_classes()
         device = self.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
         desc = f"{self.trainer.world_size} x {name}"
         if not self.hardware or self.hardware[-1] != desc:
             self.hardware.append(desc)
+
+    def _check_classes(self) -> None:
+        """A conditional model takes its class names from the training data, which must have as many classes."""
+        classes = tuple(getattr(self.trainer.datamodule, "classes", None) or ()) if self.num_classes else ()
+        if not classes:
+            return
+        if len(classes) != self.num_classes:
+            raise ValueError(
+                f"the model has num_classes={self.num_classes} but the data has {len(classes)} classes "
+                f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): set num_classes={len(classes)}"
+            )
+        if not self.hparams.get("class_names"):
+            self.hparams.class_names = list(classes)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = {"variant": self.variant, **self.training_state()}
@@ -265,6 +347,11 @@ class GAN(L.LightningModule):
             self._latent_rng = torch.Generator()
             self._latent_rng.set_state(state["latent_rng"])
         self._scaler_states = state.get("scalers", [])  # turned into GradScalers in on_fit_start
+
+    @property
+    def generator_steps(self) -> int:
+        """Generator updates done: one per batch unless a variant says otherwise (WGAN's ``n_critic``)."""
+        return self.batches_seen
 
     def training_state(self) -> dict[str, Any]:
         """The module's clock and training record, saved with checkpoints and written to model cards."""
@@ -295,28 +382,49 @@ class GAN(L.LightningModule):
 
     @torch.no_grad()
     def sample(
-        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
+        self,
+        n: int,
+        seed: int | None = None,
+        *,
+        labels: Tensor | Sequence[int | str] | int | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+        **kwargs: Any,
     ) -> Tensor:
         """``n`` generated images ``[n, C, H, W]``, float in [-1, 1], on the module's device.
 
         The same ``seed`` gives the same images (latents are drawn on the CPU); ``seed=None`` draws from
-        torch's global generator. The generator runs in eval mode and is put back as it was. ``kwargs`` go to
-        :meth:`generate`.
+        torch's global generator. The generator runs in eval mode and is put back as it was. ``labels`` (class ids
+        or names, see :meth:`one_hot`) choose the classes of a conditional model, which otherwise cycles through
+        its classes ``0, 1, 2, ...``. ``kwargs`` go to :meth:`generate`.
         """
-        return torch.cat(list(self.iter_samples(n, seed, batch_size=batch_size, progress=progress, **kwargs)))
+        batches = self.iter_samples(n, seed, labels=labels, batch_size=batch_size, progress=progress, **kwargs)
+        return torch.cat(list(batches))
 
     def iter_samples(
-        self, n: int, seed: int | None = None, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
+        self,
+        n: int,
+        seed: int | None = None,
+        *,
+        labels: Tensor | Sequence[int | str] | int | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+        **kwargs: Any,
     ) -> Iterator[Tensor]:
         """:meth:`sample` in batches of ``batch_size``, so that ``n`` may exceed memory (evaluation at 50k).
 
         The latents are drawn up front, so the images equal ``sample(n, seed)``'s whatever the batch size.
         """
-        return self.generate_batches(self.sample_latents(n, seed), batch_size=batch_size, progress=progress, **kwargs)
+        z = self.sample_latents(n, seed)
+        if labels is not None:
+            z = self.with_labels(z, labels)
+        return self.generate_batches(z, batch_size=batch_size, progress=progress, **kwargs)
 
     def sample_latents(self, n: int, seed: int | None = None) -> Tensor:
-        """The latents :meth:`sample` uses for ``seed``: :meth:`latents` from a CPU generator seeded with it."""
-        return self.latents(n, generator=torch.Generator().manual_seed(seed) if seed is not None else None)
+        """The latents :meth:`sample` uses for ``seed``: :meth:`latents` from a CPU generator seeded with it, with
+        the classes of a conditional model cycling ``0, 1, 2, ...`` (so that ``n`` samples spread evenly)."""
+        z = self.latents(n, generator=torch.Generator().manual_seed(seed) if seed is not None else None)
+        return self.with_labels(z, torch.arange(n) % self.num_classes) if self.num_classes else z
 
     @torch.no_grad()
     def generate_batches(

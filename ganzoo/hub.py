@@ -77,7 +77,8 @@ def save_pretrained(
         _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
     else:
         (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
-    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME)
+    # A conditional model's classes cycle along each row: one column per class.
+    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME, nrow=gan.num_classes or None)
     entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
     measured = registry.measured(name, file_sha256(folder / WEIGHTS_NAME)) if entry else None
     card = model_card(gan, name, entry, license=license, measured=measured)
@@ -518,6 +519,8 @@ def info(name_or_path: str) -> dict[str, Any]:
             "hparams": config["hparams"],
             "parameters": {n: sum(p.numel() for p in m.parameters()) for n, m in gan.named_children()},
         }
+        if gan.num_classes:
+            out["classes"] = {i: name for i, name in enumerate(gan.class_names)}
         out["training"] = config.get("training", {})
         out["folder"] = str(folder)
         if registry.is_pretrained(name_or_path) and (folder / WEIGHTS_NAME).is_file():
@@ -572,12 +575,21 @@ def model_card(
             [("trained by", entry.source), ("weights", f"{entry.url}, converted by `ganzoo.from_upstream`")]
             if entry and entry.url and not t["batches_seen"]
             else [
-                ("batches (generator steps)", f"{t['batches_seen']:,}"),
+                (
+                    "batches",
+                    f"{t['batches_seen']:,}"
+                    + (
+                        f" ({gan.generator_steps:,} generator steps)"
+                        if gan.generator_steps != t["batches_seen"]
+                        else ""
+                    ),
+                ),
                 ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
                 ("hardware", "; ".join(t["hardware"]) or "not recorded"),
                 ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
             ]
         ),
+        ("classes", ", ".join(f"{i} {c}" for i, c in enumerate(gan.class_names)) if gan.num_classes else None),
         ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
     ]
     source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"
@@ -596,7 +608,8 @@ def model_card(
         "",
         f"![samples]({SAMPLES_NAME})",
         "",
-        f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}.",
+        f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
+        + (", one column per class." if gan.num_classes else "."),
         "",
         "## Metrics",
         "",
@@ -629,7 +642,13 @@ def model_card(
         "import ganzoo",
         "",
         f'gan = ganzoo.load("{name}")',
-        "images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]",
+        "images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]"
+        + (", classes 0, 1, 2, ... in turn" if gan.num_classes else ""),
+        *(
+            [f"images = gan.sample(16, seed=0, labels={gan.num_classes - 1})  # all of class {gan.class_names[-1]!r}"]
+            if gan.num_classes
+            else []
+        ),
         "```",
         "",
         f"or `ganzoo sample {name} -n 64 -o grid.png`. Fine-tune with `trainer.fit(gan, datamodule)`.",

@@ -689,20 +689,6 @@ class StyleGAN2(GAN):
         labels = torch.randint(self.hparams.num_classes, (n,), generator=generator)
         return torch.cat([z, F.one_hot(labels, self.hparams.num_classes).float()], dim=1)
 
-    def one_hot(self, labels: Tensor | list[int] | None, n: int) -> Tensor:
-        """Labels (class ids ``[n]``) as the ``c`` the networks take: one-hot ``[n, num_classes]``."""
-        c_dim = self.hparams.num_classes
-        if not c_dim:
-            if labels is not None:
-                raise ValueError("this model is unconditional: it takes no labels")
-            return torch.zeros(n, 0, device=self.device)
-        if labels is None:
-            raise ValueError(f"this model is conditional: give labels, class ids in [0, {c_dim})")
-        labels = torch.as_tensor(labels, dtype=torch.long).to(self.device).reshape(-1)
-        if len(labels) != n or labels.min() < 0 or labels.max() >= c_dim:
-            raise ValueError(f"labels must be {n} class ids in [0, {c_dim}), got {labels.tolist()}")
-        return F.one_hot(labels, c_dim).float()
-
     def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         d = self.hparams.latent_dim
         return z[:, :d], z[:, d:]
@@ -719,7 +705,7 @@ class StyleGAN2(GAN):
         n: int,
         seed: int | None = None,
         *,
-        labels: Tensor | list[int] | None = None,
+        labels: Tensor | list[int] | list[str] | int | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
@@ -731,16 +717,14 @@ class StyleGAN2(GAN):
         Args:
             seed: the same seed gives the same images (with ``noise_mode="const"`` or ``"none"``); ``z`` is drawn as
                 NVIDIA's ``generate.py --seeds`` draws it, so ``sample(1, seed=s)`` is their image for seed ``s``.
-            labels: class ids for a conditional model (default: ``0, 1, 2, ...`` cycling through the classes).
+            labels: class ids or names for a conditional model (default: ``0, 1, 2, ...`` cycling through the
+                classes); see :meth:`GAN.one_hot`.
             truncation_psi, truncation_cutoff: ``w = w_avg + psi (w - w_avg)`` on the first ``cutoff`` styles
                 (all by default); psi < 1 trades variety for typicality.
             noise_mode: ``"const"`` (the stored noise maps), ``"random"`` or ``"none"``.
         """
-        z = self.sample_latents(n, seed)
-        if labels is not None:
-            z = torch.cat([self._split(z)[0], self.one_hot(labels, n).cpu()], dim=1)
         options = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
-        return torch.cat(list(self.generate_batches(z, batch_size=batch_size, progress=progress, **options)))
+        return super().sample(n, seed, labels=labels, batch_size=batch_size, progress=progress, **options)
 
     def sample_latents(self, n: int, seed: int | None = None) -> Tensor:
         """``z`` as NVIDIA's generate.py draws it (``RandomState(seed).randn(n, z_dim)``), then for a conditional
@@ -749,9 +733,7 @@ class StyleGAN2(GAN):
             z = torch.randn(n, self.hparams.latent_dim)
         else:
             z = torch.from_numpy(np.random.RandomState(seed).randn(n, self.hparams.latent_dim)).float()
-        if not self.hparams.num_classes:
-            return z
-        return torch.cat([z, self.one_hot(torch.arange(n) % self.hparams.num_classes, n).cpu()], dim=1)
+        return self.with_labels(z, torch.arange(n) % self.num_classes) if self.num_classes else z
 
     @torch.no_grad()
     def style_mix(
@@ -763,7 +745,7 @@ class StyleGAN2(GAN):
         net = self.sampling_generator.eval()
         seeds = list(row_seeds) + list(col_seeds)
         z = torch.cat([self.sample_latents(1, s)[:, : self.hparams.latent_dim] for s in seeds]).to(self.device)
-        c = self.one_hot(torch.zeros(len(seeds)), len(seeds)) if self.hparams.num_classes else None
+        c = self.one_hot(0, len(seeds)) if self.num_classes else None
         ws = net.mapping(z, c, truncation_psi=truncation_psi)
         rows, cols = ws[: len(row_seeds)], ws[len(row_seeds) :]
         mixed = rows[:, None].repeat(1, len(cols), 1, 1)
