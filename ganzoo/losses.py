@@ -7,6 +7,7 @@ Notation: ``D(x)`` is the discriminator's logit, ``sigma`` the logistic sigmoid,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,3 +57,41 @@ def path_length_penalty(fake: Tensor, ws: Tensor, pl_mean: Tensor, decay: float 
     mean = pl_mean.lerp(lengths.mean(), decay)
     pl_mean.copy_(mean.detach())
     return (lengths - mean).square().mean(), lengths
+
+
+def d_wasserstein(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """The WGAN critic's loss (Arjovsky et al. 2017): ``L_D = E[D(G(z))] - E[D(x)]``, minus the Wasserstein-1
+    estimate ``E[D(x)] - E[D(G(z))]``, which is tight when ``D`` is the optimal 1-Lipschitz critic."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def g_wasserstein(fake_scores: Tensor) -> Tensor:
+    """The WGAN generator's loss ``L_G = -E[D(G(z))]``; also the generator's loss of the hinge GAN (Miyato et al.
+    2018), with which it coincides."""
+    return -fake_scores.mean()
+
+
+def d_hinge(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The hinge loss of the discriminator (Lim and Ye 2017; Miyato et al. 2018, "Spectral Normalization"):
+
+    ``L_D = E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]``; the generator's is :func:`g_wasserstein`.
+    """
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor | None = None
+) -> Tensor:
+    """WGAN-GP's two-sided penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", eq. 3):
+
+    ``GP = E_xhat (||grad_xhat D(xhat)||_2 - 1)^2`` with ``xhat = eps x + (1 - eps) G(z)``, ``eps ~ U[0, 1]`` drawn
+    per sample (or given, ``[N]``). The optimal critic has unit gradient norm on the lines between the two
+    distributions, so the penalty is taken there; the caller weights it by lambda (10 in the paper). ``fake`` is
+    detached; the result is differentiable with respect to the critic's parameters.
+    """
+    if eps is None:
+        eps = torch.rand(len(real), device=real.device, dtype=real.dtype)
+    eps = eps.view(-1, *[1] * (real.ndim - 1))
+    xhat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(xhat).sum(), xhat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()

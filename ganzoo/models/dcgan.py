@@ -35,23 +35,26 @@ def _num_upsamplings(image_size: int) -> int:
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
+    """DCGAN's initialisation: conv weights ~ N(0, 0.02), normalisation scales ~ N(1, 0.02), biases 0."""
     if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:
-    """The normalisation layer named ``norm``: ``"batch"`` (the paper's) or ``"none"``."""
+    """The normalisation layer named ``norm``: ``"batch"`` (the paper's), ``"layer"`` (over channels and pixels,
+    with a per-channel scale and shift: WGAN-GP's replacement for batch norm in a critic) or ``"none"``."""
     if norm == "batch":
         return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
     if norm == "none":
         return nn.Identity()
-    raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
+    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {norm!r}")
 
 
 class Generator(nn.Module):
