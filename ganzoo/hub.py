@@ -589,7 +589,7 @@ def model_card(
                 ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
             ]
         ),
-        ("classes", ", ".join(f"{i} {c}" for i, c in enumerate(gan.class_names)) if gan.num_classes else None),
+        ("classes (by id)", ", ".join(gan.class_names) if gan.num_classes else None),
         ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
     ]
     source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"

@@ -27,7 +27,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganzoo import losses
 from ganzoo.gan import GAN
 from ganzoo.models.dcgan import Discriminator, _num_upsamplings, init_weights
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -161,3 +161,19 @@ class CGAN(GAN):
             torch.optim.Adam(net.parameters(), lr=self.hparams.lr, betas=betas)
             for net in (self.generator, self.discriminator)
         ]
+
+
+register_pretrained(
+    Pretrained(
+        name="cgan-mnist",
+        variant="cgan",
+        dataset="mnist",
+        resolution=32,
+        license="apache-2.0",
+        description="Class-conditional GAN (projection discriminator) on the MNIST training set, 32x32 grayscale, "
+        "generator EMA; sample(n, labels=[digits])",
+        folder="cgan-mnist",
+        sha256="18a327877d60eb127794dc805c776a38f348b704f1b5e79b23cb61a2c9344073",
+        recipe="cgan-mnist",
+    ),
+)
