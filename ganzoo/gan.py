@@ -370,7 +370,8 @@ class GAN(L.LightningModule):
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.hardware = list(state.get("hardware", []))
-        self.training_config = state.get("training_config")
+        # A resumed run keeps the recipe it runs (set by ganzoo fit): the checkpoint's is the earlier run's.
+        self.training_config = self.training_config or state.get("training_config")
 
     # ----------------------------------------------------------------------------------------------
     # Inference

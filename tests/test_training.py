@@ -309,3 +309,14 @@ def test_sample_quality_logs_fid_and_kid_without_changing_training(tmp_path):
     tr = trainer(tmp_path / "without", [StopAt(batches=32)])
     tr.fit(gan, data())
     assert_same(snapshot(gan, tr), with_metrics)
+
+
+def test_a_resumed_run_keeps_the_recipe_it_runs():
+    """ganzoo fit sets the recipe being run; resuming must not replace it with the checkpoint's earlier one."""
+    gan = make()
+    gan.training_config = "stop at 600 kimg"
+    gan.on_load_checkpoint({"ganzoo": {"training_config": "stop at 1000 kimg", "images_seen": 64}})
+    assert gan.training_config == "stop at 600 kimg" and gan.images_seen == 64
+    fresh = make()  # loading a model folder or a checkpoint outside ganzoo fit: the checkpoint's recipe
+    fresh.on_load_checkpoint({"ganzoo": {"training_config": "stop at 1000 kimg"}})
+    assert fresh.training_config == "stop at 1000 kimg"
