@@ -34,11 +34,17 @@ HEADERS = {"fid": "FID-{n}", "fd_dinov2": "FD_DINOv2-{n}", "kid": "KID-{n}", "kd
 PUBLISHED = {
     "cifar10": "Published CIFAR-10 numbers use the lossless images, 50k samples and other references (e.g. "
     "StyleGAN2-ADA conditional FID 2.42, fid50k_full vs train); ganzoo's CIFAR-10 copy is JPEG q75, so only "
-    "rows in these tables compare with each other.",
+    "rows in these tables compare with each other. wgan-gp-cifar10: the WGAN-GP paper reports an Inception Score "
+    "of 7.86 ± 0.07 for its ResNet and 6.68 for its DCGAN-style CNN, whose code (gan_cifar.py) trains 200,000 "
+    "generator steps at batch 64, 5 critic steps each; ganzoo's network has that CNN's shape at half its width "
+    "(4x4 kernels, not 5x5) and was trained 1,875 generator steps (0.9% of that) on this CPU. IS is not "
+    "measured here: it needs the Inception classifier's 1008-way logits, which the offline Inception file lacks "
+    "(with network: --metrics is --feature-net inception-nvidia).",
     "mnist": "No common published FID protocol exists for MNIST; compare with the real-data row. stylegan2-mnist-32 "
     "stands in for a CIFAR-10 StyleGAN2 trained here: NVIDIA's conditional CIFAR-10 network reports FID 2.42 "
     "(fid50k_full) after a training run of 100M images (ADA's cifar configuration); this 2-core CPU showed the "
-    "64-channel network 140k images in 35 minutes, 0.14% of that. CIFAR-10 was not tried at that budget.",
+    "64-channel network 140k images in 35 minutes, 0.14% of that. CIFAR-10 was not tried at that budget. "
+    "cgan-mnist is class-conditional; its samples cycle through the ten digits, as the data's classes do.",
 }
 
 

@@ -204,9 +204,10 @@ def variety(images: torch.Tensor) -> dict[str, float]:
     }
 
 
-# Measured at release against 1,000 CIFAR-10 test images (real/wgan-gp-cifar10): mean distance 0.0/0.0, colour
-# spread 0.0/0.0, saturation 0.0/0.0; the closest two of 1,000 samples 0.0 apart. Each bound sits a little below.
-WGAN_VARIETY = {"mean_distance": 0.0, "colour_spread": 0.0, "saturation": 0.0, "nearest": 0.0}
+# Measured at release against 1,000 CIFAR-10 test images (real / wgan-gp-cifar10): mean distance 0.659 / 0.676,
+# colour spread 0.302 / 0.245, saturation 0.108 / 0.099; the closest two samples 0.263 apart (two real images:
+# 0.148). The first three bounds are fractions of the real value, the last an RMS distance; each sits below.
+WGAN_VARIETY = {"mean_distance": 0.9, "colour_spread": 0.7, "saturation": 0.8, "nearest": 0.1}
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from torch import Tensor
 from ganzoo import losses
 from ganzoo.gan import GAN
 from ganzoo.models.dcgan import Discriminator, Generator, init_weights
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 LIPSCHITZ = ("gp", "clip")
 
@@ -140,3 +140,18 @@ class WGAN(GAN):
         if hp.lipschitz == "clip":
             return [torch.optim.RMSprop(net.parameters(), lr=hp.lr) for net in nets]
         return [torch.optim.Adam(net.parameters(), lr=hp.lr, betas=tuple(hp.betas)) for net in nets]
+
+
+register_pretrained(
+    Pretrained(
+        name="wgan-gp-cifar10",
+        variant="wgan",
+        dataset="cifar10",
+        resolution=32,
+        license="apache-2.0",
+        description="WGAN-GP on the CIFAR-10 training set, 32x32 colour, DCGAN-style networks, generator EMA",
+        folder="wgan-gp-cifar10",
+        sha256="a0b1c7bdcd769cfcab5c139a21eb0782b8d5f010cfd586182928b1200db2ca5b",
+        recipe="wgan-gp-cifar10",
+    ),
+)
