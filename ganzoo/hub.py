@@ -634,6 +634,8 @@ def model_card(
             )
     else:
         body.append("Not measured yet: this card states no number that ganzoo's evaluation did not produce.")
+    if entry and entry.published:
+        body += ["", f"Published, not measured by ganzoo (another protocol and budget): {entry.published}"]
     body += [
         "",
         "## Usage",
