@@ -50,7 +50,9 @@ class GANCheckpoint(ModelCheckpoint):
     ) -> None:
         # The module's clock replaces Lightning's epoch trigger: a save at the end of an epoch that StopAt cut short
         # records that epoch as finished, and a run resumed from it would not continue exactly.
-        kwargs.setdefault("every_n_epochs", 0)
+        # (LightningCLI passes every_n_epochs=None explicitly; None would mean "every epoch".)
+        if not kwargs.get("every_n_epochs"):
+            kwargs["every_n_epochs"] = 0
         super().__init__(
             dirpath=dirpath,
             filename=filename or "{kimg:08.3f}-{batch}",

@@ -108,7 +108,8 @@ class GAN(L.LightningModule):
     def one_hot(self, labels: Tensor | Sequence[int | str] | int, n: int) -> Tensor:
         """``labels`` as the ``c`` the networks take: one-hot ``[n, num_classes]`` on the module's device.
 
-        ``labels`` are ``n`` class ids (a list or a 1-D integer tensor), class names, or one id for all ``n``.
+        ``labels`` are ``n`` class ids (a list or a 1-D integer tensor), ``n`` class names, or one id (an int) or
+        one name for all ``n``.
         Anything else (out of range, a float or one-hot tensor, the wrong length) is refused with a ValueError
         that says what was expected.
         """
@@ -122,15 +123,16 @@ class GAN(L.LightningModule):
             unknown = sorted({x for x in names_given if x not in names})
             if unknown:
                 raise ValueError(f"unknown class names {unknown}: this {name}'s classes are {names}")
-            labels = [names.index(x) for x in names_given]
+            ids = [names.index(x) for x in names_given]
+            labels = ids[0] if isinstance(labels, str) else ids
         labels = torch.as_tensor(labels)
         if labels.ndim > 1 and labels.shape[0] == n and labels.shape[-1] == k:
             raise ValueError(f"labels of shape {list(labels.shape)} look one-hot; give class ids ({expected}), "
                              "e.g. labels.argmax(1)")  # fmt: skip
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise ValueError(f"labels must be integer class ids, got a {labels.dtype} tensor; expected {expected}")
-        if labels.ndim == 0 or labels.numel() == 1:
-            labels = labels.reshape(1).expand(n)
+        if labels.ndim == 0:
+            labels = labels.expand(n)
         if labels.ndim != 1 or len(labels) != n:
             raise ValueError(f"labels of shape {list(labels.shape)} for {n} images; expected {expected}")
         if labels.min() < 0 or labels.max() >= k:

@@ -59,6 +59,7 @@ def test_labels_choose_the_class_and_sample_spreads_over_classes():
         ([0, 4, 1], r"class ids \[4\] out of range: this CGAN has 4 classes, ids 0 to 3"),
         ([-1, 0, 1], r"class ids \[-1\] out of range"),
         ([0, 1], r"labels of shape \[2\] for 3 images; expected 3 class ids in \[0, 4\)"),
+        ([1], r"labels of shape \[1\] for 3 images"),
         (torch.zeros(3, 4), r"look one-hot; give class ids .*labels.argmax\(1\)"),
         (torch.zeros(3, 2, dtype=torch.long), r"labels of shape \[3, 2\] for 3 images"),
         (torch.tensor([0.0, 1.0, 2.0]), r"labels must be integer class ids, got a torch.float32 tensor"),
