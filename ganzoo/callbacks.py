@@ -158,12 +158,8 @@ class SampleQuality(Callback):
         pl_module.end_batch(batch)
         if _due(pl_module, batch, self.every_n_kimg, None):
             values = {f"metric/{k}": v for k, v in self.measure(trainer, pl_module).items()}
-            # Straight to the loggers: self.log would drop a value that falls between log_every_n_steps.
             trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
-            for logger in trainer.loggers:
-                # On the axis of self.log, one step per batch (global_step counts every optimizer's steps).
-                step = trainer.fit_loop.epoch_loop._batches_that_stepped
-                logger.log_metrics({**values, "kimg": pl_module.images_seen / 1000}, step=step)
+            pl_module.log_now({**values, "kimg": pl_module.images_seen / 1000})
 
     @torch.no_grad()
     def measure(self, trainer: L.Trainer, pl_module: GAN) -> dict[str, float]:

@@ -211,13 +211,17 @@ class GAN(L.LightningModule):
         else:
             optimizer.step()
 
-    def log_now(self, metrics: dict[str, Tensor]) -> None:
+    def log_now(self, metrics: dict[str, Tensor | float]) -> None:
         """Write ``metrics`` (averaged over processes) to the loggers for this batch only, on the axis ``self.log``
-        uses (one step per batch). For values not computed on every batch, such as WGAN's generator loss:
-        ``self.log`` would repeat the last value on the batches between. Every process must call it."""
-        values = {k: v.detach().float().mean() for k, v in metrics.items()}
+        uses (one step per batch). For values not computed on every batch, such as WGAN's generator loss or a FID
+        every few kimg: ``self.log`` would repeat the last value on the batches between, or drop one that falls
+        between ``log_every_n_steps``. Every process must call it."""
+        values = {
+            k: v.detach().float().mean() if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
+            for k, v in metrics.items()
+        }
         if self.trainer.world_size > 1:
-            values = {k: self.trainer.strategy.reduce(v, reduce_op="mean") for k, v in values.items()}
+            values = {k: self.trainer.strategy.reduce(v.to(self.device), reduce_op="mean") for k, v in values.items()}
         step = self.trainer.fit_loop.epoch_loop._batches_that_stepped  # what Lightning's own logging uses
         for logger in self.trainer.loggers:
             logger.log_metrics({k: float(v) for k, v in values.items()}, step=step)

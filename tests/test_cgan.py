@@ -140,7 +140,7 @@ def test_sample_cli_writes_one_row_per_requested_class(tmp_path):
 def test_conditioning_is_learnt_on_a_tiny_problem():
     """Synthetic data puts each class's disc at its own place: after training, the samples asked for class k are
     closer to class k's mean image than to any other class's."""
-    gan = make(image_size=16, latent_dim=16, base_channels=16, lr=1e-3)  # 640 steps, about 30 s
+    gan = make(image_size=16, latent_dim=16, base_channels=16, lr=1e-3)  # 640 steps
     dm = Synthetic(num_images=512, image_size=16, batch_size=32, num_classes=4)
     dm.setup()
     data = dm.dataset()

@@ -684,10 +684,9 @@ class StyleGAN2(GAN):
     def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``z`` ``[n, latent_dim]``, followed for a conditional model by one-hot labels drawn uniformly."""
         z = torch.randn(n, self.hparams.latent_dim, generator=generator)
-        if not self.hparams.num_classes:
+        if not self.num_classes:
             return z
-        labels = torch.randint(self.hparams.num_classes, (n,), generator=generator)
-        return torch.cat([z, F.one_hot(labels, self.hparams.num_classes).float()], dim=1)
+        return self.with_labels(z, torch.randint(self.num_classes, (n,), generator=generator))
 
     def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         d = self.hparams.latent_dim
