@@ -60,6 +60,10 @@ class GAN(L.LightningModule):
         self.train_seconds = 0.0
         self.hardware: list[str] = []
         self.training_config: str | None = None
+        # Networks (state-dict prefixes, e.g. "discriminator") that were built fresh, not loaded: an upstream release
+        # without a discriminator. They are not saved as parts of a model folder, and fitting refuses to start
+        # with an untrained discriminator unless asked (TrainingOptions(train_fresh_parts=True)).
+        self.untrained_parts: set[str] = set()
         # Training options, set by ganzoo.callbacks.TrainingOptions: what to do with a non-finite loss
         # ("stop" or "skip") and the gradient-norm limit per network.
         self.on_nonfinite = "stop"
@@ -139,6 +143,12 @@ class GAN(L.LightningModule):
             bad = sorted({int(x) for x in labels if not 0 <= x < k})
             raise ValueError(f"class ids {bad} out of range: this {name} has {k} classes, ids 0 to {k - 1}")
         return torch.nn.functional.one_hot(labels.long().to(self.device), k).float()
+
+    def batch_labels(self, labels: Tensor) -> Tensor:
+        """A training batch's class ids ``[N]`` as one-hot ``c [N, num_classes]``, without :meth:`one_hot`'s checks:
+        those read the ids back to the host, which would stall a GPU on every step. The data modules check their
+        labels once, and :meth:`_check_classes` checks the class count at fit time."""
+        return torch.nn.functional.one_hot(labels.long(), self.num_classes).to(self.dtype)
 
     def with_labels(self, z: Tensor, labels: Tensor | Sequence[int | str] | int) -> Tensor:
         """Latents ``z`` (with or without class columns) with their class set to ``labels`` (see :meth:`one_hot`)."""

@@ -15,7 +15,7 @@ from torch import nn
 import ganzoo
 from ganzoo import hub, registry
 from ganzoo.hub import CheckpointError
-from tests.conftest import REPO
+from tests.conftest import REPO, need
 
 GOLDEN = REPO / "tests" / "golden"
 SHIPPED = [n for n in ganzoo.list() if registry.get_pretrained(n).folder]
@@ -120,8 +120,7 @@ class DigitClassifier(nn.Module):
 def mnist_classifier():
     import os
 
-    if not os.environ.get("GANZOO_DATA"):
-        pytest.skip("real data not available: set GANZOO_DATA")
+    need(bool(os.environ.get("GANZOO_DATA")), "real data not available: set GANZOO_DATA")
     from ganzoo.data import MNIST
 
     torch.manual_seed(0)
