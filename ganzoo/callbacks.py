@@ -197,6 +197,11 @@ class TrainingOptions(Callback):
             ``gradient_clip_val`` does not apply under manual optimisation).
         on_nonfinite: ``"stop"`` (save a checkpoint and stop with the batch, phase and loss) or ``"skip"``
             (skip the step and count it in ``progress/skipped_steps``).
+        check_finite_every: batches between checks for non-finite losses; by default 1 on the CPU, where it is
+            free, and 50 on an accelerator, where each check makes the host wait for the device. Between checks a
+            non-finite step's gradients are zeroed (it moves no weight) and counted on the device.
+        train_fresh_parts: fit a model whose discriminator was built fresh rather than loaded (an upstream
+            generator-only release); refused otherwise, since a random discriminator would wreck a trained generator.
         channels_last: convert the networks to the channels-last memory format (faster convolutions on
             tensor-core GPUs).
         compile: ``torch.compile`` each network in place (state-dict keys stay as they are).
@@ -206,12 +211,17 @@ class TrainingOptions(Callback):
         self,
         grad_clip: dict[str, float] | None = None,
         on_nonfinite: str = "stop",
+        check_finite_every: int | None = None,
+        train_fresh_parts: bool = False,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
         if on_nonfinite not in ("stop", "skip"):
             raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        if check_finite_every is not None and check_finite_every < 1:
+            raise ValueError(f"check_finite_every must be a number of batches >= 1, got {check_finite_every}")
         self.grad_clip, self.on_nonfinite = dict(grad_clip or {}), on_nonfinite
+        self.check_finite_every, self.train_fresh_parts = check_finite_every, train_fresh_parts
         self.channels_last, self.compile = channels_last, compile
 
     def setup(self, trainer: L.Trainer, pl_module: GAN, stage: str) -> None:
@@ -219,6 +229,7 @@ class TrainingOptions(Callback):
         if unknown:
             raise ValueError(f"grad_clip names {sorted(unknown)}; {pl_module.variant} has {pl_module.ddp_networks}")
         pl_module.grad_clip, pl_module.on_nonfinite = self.grad_clip, self.on_nonfinite
+        pl_module.check_finite_every, pl_module.train_fresh_parts = self.check_finite_every, self.train_fresh_parts
         # Before the strategy wraps the networks in DDP (Lightning calls setup hooks first).
         for name in pl_module.ddp_networks:
             net = getattr(pl_module, name)

@@ -47,6 +47,8 @@ class GAN(L.LightningModule):
     variant: ClassVar[str] = ""
     task: ClassVar[str] = "generation"
     ddp_networks: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
+    # Names of buffers that training never changes (FIR filters, fixed noise maps): not re-broadcast under DDP.
+    constant_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,9 +69,17 @@ class GAN(L.LightningModule):
         # Training options, set by ganzoo.callbacks.TrainingOptions: what to do with a non-finite loss
         # ("stop" or "skip") and the gradient-norm limit per network.
         self.on_nonfinite = "stop"
+        self.check_finite_every: int | None = None
         self.grad_clip: dict[str, float] = {}
+        self.train_fresh_parts = False
         self._ddp: dict[str, nn.Module] = {}
+        # One GradScaler per optimizer under 16-mixed, keyed by the id of the optimizer itself (training_step holds
+        # Lightning's wrappers, which are other objects).
         self._scalers: dict[int, torch.amp.GradScaler] = {}
+        # Non-finite losses seen since the last check, per network, and the first batch they occurred in: kept on
+        # the device so that a step never waits for the host (see update).
+        self._nonfinite_counts: dict[str, Tensor] = {}
+        self._nonfinite_first: Tensor | None = None
         self._scaler_states: list[dict[str, Any]] = []
         self._network_names: dict[int, str] = {}
         self._latent_rng: torch.Generator | None = None
@@ -159,9 +169,15 @@ class GAN(L.LightningModule):
     # ----------------------------------------------------------------------------------------------
     # Training helpers
 
-    def init_ema(self, ema_kimg: float | None) -> None:
-        """Create ``generator_ema`` as a frozen copy of ``generator``; ``None`` or 0 turns the EMA off."""
+    def init_ema(self, ema_kimg: float | None, ema_rampup: float | None = None) -> None:
+        """Create ``generator_ema`` as a frozen copy of ``generator``; ``None`` or 0 turns the EMA off.
+
+        ``ema_rampup`` (NVIDIA's StyleGAN2-ADA option, 0.05 in its ``auto`` and ``cifar`` configurations) shortens the
+        half-life early in training to ``min(ema_kimg, ema_rampup * kimg seen)``, so the average does not hold on to
+        the random initialisation for the first ``ema_kimg`` thousand images.
+        """
         self.ema_kimg = ema_kimg or None
+        self.ema_rampup = ema_rampup or None
         if self.ema_kimg is None:
             self.generator_ema = None
             return
@@ -169,14 +185,49 @@ class GAN(L.LightningModule):
 
     @torch.no_grad()
     def update_ema(self, batch_size: int) -> None:
-        """One EMA step after ``batch_size`` new images (all processes together)."""
+        """One EMA step after a generator step on ``batch_size`` images (all processes together):
+        ``ema = lerp(ema, generator, 1 - beta)`` with ``beta = 0.5 ** (batch_size / half_life)``, the half-life
+        ``1000 * ema_kimg`` images, or ``min(that, ema_rampup * images_seen)`` with a ramp-up.
+
+        Buffers are copied, not averaged, as NVIDIA does: for a generator with batch norm the EMA generator then
+        normalises with the running statistics of the live generator's activations, not of its own. With a long
+        half-life and a slowly moving generator the two are close; :meth:`recompute_ema_batchnorm` measures the EMA
+        generator's own statistics when they matter.
+        """
         if self.generator_ema is None:
             return
-        beta = 0.5 ** (batch_size / (1000.0 * self.ema_kimg))
+        half_life = 1000.0 * self.ema_kimg
+        if self.ema_rampup is not None:
+            half_life = min(half_life, max(self.images_seen - batch_size, 0) * self.ema_rampup)  # images before
+        beta = 0.5 ** (batch_size / max(half_life, 1e-8))
         for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             p_ema.lerp_(p.detach(), 1.0 - beta)
         for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
             b_ema.copy_(b)
+
+    @torch.no_grad()
+    def recompute_ema_batchnorm(self, num_images: int = 4096, batch_size: int = 256, seed: int = 0) -> None:
+        """Replace the batch-norm running statistics of ``generator_ema`` by those of its own activations: the
+        averages of the batch means and variances over ``num_images`` generated images (fixed ``seed``), as SWA's
+        ``update_bn`` does for averaged weights. A no-op for generators without batch norm."""
+        net = self.generator_ema
+        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if net else []
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches
+        was_training = net.training
+        net.train()
+        try:
+            z = self.sample_latents(num_images, seed)
+            for zb in z.split(batch_size):
+                self.generate(net, zb.to(self.device))
+        finally:
+            net.train(was_training)
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
 
     def net(self, name: str) -> nn.Module:
         """The network ``name`` as ``training_step`` must call it: its own DDP wrapper under ``gan_ddp``."""
@@ -190,8 +241,7 @@ class GAN(L.LightningModule):
         1-process run with batch ``2b``, and resuming restores the stream exactly.
         """
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        if self._latent_rng is None:
-            # Seeded from the run's seed (seed_everything), which every process shares.
+        if self._latent_rng is None:  # seeded at fit start from the run's seed, which every process shares
             self._latent_rng = torch.Generator().manual_seed(torch.initial_seed() + 1)
         z = self.latents(n * world, generator=self._latent_rng)
         return z[rank * n : (rank + 1) * n].to(self.device, non_blocking=True)
@@ -200,18 +250,31 @@ class GAN(L.LightningModule):
         """One optimizer step on ``loss``: zero the gradients, backpropagate, clip, step.
 
         A non-finite loss (on any process) stops the run after saving a checkpoint, or, with
-        ``on_nonfinite="skip"``, skips this step and counts it. Under 16-bit mixed precision each
+        ``on_nonfinite="skip"``, skips this step and counts it. On the CPU the loss is checked at once (reading it
+        costs nothing there); on an accelerator reading it would make the host wait for the device on every step,
+        so the check runs every ``check_finite_every`` batches (``TrainingOptions``) on counts kept on the
+        device, and a non-finite step's gradients are zeroed in the meantime. Under 16-bit mixed precision each
         optimizer has its own gradient scaler, so an overflow in one network never rescales the other.
         """
         name = self._network_of(optimizer)
-        if not self._all_finite(loss):
+        deferred = self._check_every() > 1
+        if deferred:
+            self._count_nonfinite(name, loss)
+        elif not self._all_finite(loss):
             self._nonfinite(name, loss)
             return
         optimizer.zero_grad(set_to_none=True)
-        scaler = self._scalers.get(id(optimizer))
+        scaler = self._scalers.get(id(getattr(optimizer, "optimizer", optimizer)))
         self.manual_backward(scaler.scale(loss) if scaler is not None else loss)
         if scaler is not None:
             scaler.unscale_(optimizer)
+        if deferred:
+            # The loss is read only every few batches: a non-finite one reaches no weight, its gradients are zeroed
+            # (NVIDIA's nan_to_num), and the next check reports it.
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
         if name in self.grad_clip:
             norm = torch.nn.utils.clip_grad_norm_(getattr(self, name).parameters(), self.grad_clip[name])
             self.log(f"grad_norm/{name}", norm, on_step=True, on_epoch=False)
@@ -245,11 +308,56 @@ class GAN(L.LightningModule):
             self._network_names[key] = names[0] if names else "optimizer"
         return self._network_names[key]
 
+    def _check_every(self) -> int:
+        """Batches between reads of the non-finite counts: ``check_finite_every``, else 1 on the CPU (free there)
+        and 50 on an accelerator."""
+        if self.check_finite_every:
+            return self.check_finite_every
+        return 1 if self.device.type == "cpu" else 50
+
     def _all_finite(self, loss: Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).all().float()
         if self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce(finite, reduce_op="min")
         return bool(finite)
+
+    def _count_nonfinite(self, name: str, loss: Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach()).all()
+        if name not in self._nonfinite_counts:
+            self._nonfinite_counts[name] = torch.zeros((), dtype=torch.long, device=loss.device)
+        self._nonfinite_counts[name] += bad
+        if self._nonfinite_first is None:
+            self._nonfinite_first = torch.full((), -1, dtype=torch.long, device=loss.device)
+        first = self._nonfinite_first
+        self._nonfinite_first = torch.where(bad & (first < 0), self.batches_seen, first)
+
+    def check_nonfinite(self) -> None:
+        """Read the non-finite counts kept on the device since the last check (all processes together) and act on
+        them: stop with a checkpoint, or count the skipped steps. Every process must call it at the same batch."""
+        if not self._nonfinite_counts:
+            return
+        names = sorted(self._nonfinite_counts)
+        counts = torch.stack([self._nonfinite_counts[n] for n in names] + [self._nonfinite_first])
+        self._nonfinite_counts, self._nonfinite_first = {}, None
+        if self.trainer.world_size > 1:
+            first = self.trainer.strategy.reduce(torch.where(counts[-1] < 0, 1 << 62, counts[-1]), reduce_op="min")
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+            counts[-1] = first
+        counts = counts.tolist()
+        bad = {n: c for n, c in zip(names, counts, strict=False) if c}
+        if not bad:
+            return
+        phases = ", ".join(f"{n} phase ({c} step{'s' * (c > 1)})" for n, c in bad.items())
+        first = int(counts[-1])
+        if self.on_nonfinite == "skip":
+            self.skipped_steps += sum(bad.values())
+            self.log("progress/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
+            return
+        self._stop_nonfinite(
+            f"non-finite loss from batch {first} on, {phases}, found by the check at batch {self.batches_seen} "
+            f"({self.images_seen / 1000:.1f} kimg); the gradients of those steps were zeroed",
+            "the state now",
+        )
 
     def _nonfinite(self, name: str, loss: Tensor) -> None:
         where = f"batch {self.batches_seen} ({self.images_seen / 1000:.1f} kimg), {name} phase, loss {loss.item()}"
@@ -257,11 +365,14 @@ class GAN(L.LightningModule):
             self.skipped_steps += 1
             self.log("progress/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
             return
+        self._stop_nonfinite(f"non-finite loss at {where}", "the state before this step")
+
+    def _stop_nonfinite(self, what: str, state: str) -> None:
         path = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "checkpoints" / "nonfinite.ckpt"
         self.trainer.save_checkpoint(path)
         raise NonFiniteLossError(
-            f"non-finite loss at {where}. Saved the state before this step to {path}. Lower the learning "
-            f"rate, clip gradients (TrainingOptions(grad_clip=...)), or skip such steps (on_nonfinite='skip')."
+            f"{what}. Saved {state} to {path}. Lower the learning rate, clip gradients "
+            f"(TrainingOptions(grad_clip=...)), or skip such steps (TrainingOptions(on_nonfinite='skip'))."
         )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -283,12 +394,18 @@ class GAN(L.LightningModule):
         if self._batch_ended:
             return
         self._batch_ended = True
-        images = len(batch[0]) * self.trainer.world_size
+        images = self.batch_size(batch) * self.trainer.world_size
+        generator_steps = self.generator_steps
         self.images_seen += images
         self.batches_seen += 1
         if hasattr(self.trainer.strategy, "broadcast_buffers"):
             self.trainer.strategy.broadcast_buffers()
-        self.update_ema(images)
+        # The EMA follows the generator: one step per generator update (WGAN's come every n_critic batches), its
+        # half-life counted in the images of those updates.
+        if self.generator_steps > generator_steps:
+            self.update_ema(images)
+        if self._check_every() > 1 and self.batches_seen % self._check_every() == 0:
+            self.check_nonfinite()
         # Learning-rate schedules step once per batch (Lightning steps none under manual optimisation).
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
@@ -296,6 +413,14 @@ class GAN(L.LightningModule):
         if self._batch_started is not None:
             self.train_seconds += time.perf_counter() - self._batch_started
         self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True, on_step=True, on_epoch=False)
+
+    def batch_size(self, batch: Any) -> int:
+        """Real images in this process's share of ``batch`` (``(images, labels)`` for every variant so far)."""
+        return len(batch[0])
+
+    def on_train_end(self) -> None:
+        if self._check_every() > 1:
+            self.check_nonfinite()
 
     def on_fit_start(self) -> None:
         from lightning.pytorch.strategies import DDPStrategy
@@ -320,12 +445,44 @@ class GAN(L.LightningModule):
                     scaler.load_state_dict(self._scaler_states[i])
                 self._scalers[id(opt)] = scaler
             self._scaler_states = []
+        if "discriminator" in self.untrained_parts and not self.train_fresh_parts:
+            raise RuntimeError(
+                f"this {type(self).__name__}'s discriminator was never trained (its upstream release has none): "
+                "fine-tuning against a random discriminator starts from a broken game. Train it anyway with "
+                "TrainingOptions(train_fresh_parts=True) (--trainer.callbacks+=ganzoo.callbacks.TrainingOptions "
+                "--trainer.callbacks.train_fresh_parts=true), or load weights that include a discriminator."
+            )
+        self.untrained_parts = set()  # trained from here on
         self._check_classes()
+        self._seed_per_rank()
         device = self.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
         desc = f"{self.trainer.world_size} x {name}"
         if not self.hardware or self.hardware[-1] != desc:
             self.hardware.append(desc)
+
+    def _seed_per_rank(self) -> None:
+        """The latent stream is shared by all processes (each keeps its slice, see :meth:`training_latents`); every
+        other random draw (noise inputs, augmentation, penalty interpolates, dropout) comes from the global RNGs,
+        which ``seed_everything`` seeded alike on every process. Offset those by rank, so N processes draw N
+        different sets; rank 0 keeps the run's seed, so a 1-process run is unchanged. A resumed run restores every
+        rank's own states at its first batch instead."""
+        import random
+
+        import numpy as np
+
+        seed = torch.initial_seed()
+        if self.trainer.world_size > 1:  # without seed_everything each process has its own: take rank 0's
+            seed = self.trainer.strategy.broadcast(seed, src=0)
+        if self._latent_rng is None:
+            self._latent_rng = torch.Generator().manual_seed(seed + 1)
+        rank = self.trainer.global_rank
+        if rank == 0 or self._rng_to_restore is not None:
+            return
+        seed = (seed + 1_000_003 * rank) % 2**63
+        torch.manual_seed(seed)  # CUDA generators too
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
 
     def _check_classes(self) -> None:
         """A conditional model takes its class names from the training data, which must have as many classes."""

@@ -87,18 +87,24 @@ def save_pretrained(
 
 
 def _save_weights(gan: GAN, folder: Path) -> None:
-    """``model.safetensors`` and ``config.json``: all that :func:`load_folder` needs."""
+    """``model.safetensors`` and ``config.json``: all that :func:`load_folder` needs. Parts that were built fresh
+    rather than trained or loaded (``gan.untrained_parts``) are left out, and ``parts`` lists what the folder holds."""
     state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in gan.state_dict().items()}  # fmt: skip
+             for k, v in gan.state_dict().items() if _part(k) not in gan.untrained_parts}  # fmt: skip
     _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
     config = {
         "ganzoo_version": _version(),
         "variant": gan.variant,
         "hparams": _json_hparams(gan),
-        "parts": sorted({k.split(".", 1)[0] for k in state}),
+        "parts": sorted({_part(k) for k in state}),
         "training": {k: v for k, v in gan.training_state().items() if k != "training_config"},
     }
     _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+
+
+def _part(key: str) -> str:
+    """The network (or top-level buffer) a state-dict key belongs to: ``"discriminator"`` for ``discriminator.b4.*``."""
+    return key.split(".", 1)[0]
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -336,7 +342,7 @@ def load_folder(folder: str | os.PathLike, *, sha256: str | None = None) -> GAN:
             f"Restore it from its source (re-download or re-export)."
         ) from e
     gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME)
-    load_state_strict(gan, state, weights)
+    load_state_strict(gan, state, weights, parts=config.get("parts"))
     gan.load_training_state(config.get("training", {}))
     return gan.eval()
 
@@ -354,9 +360,19 @@ def build(variant: str, hparams: dict[str, Any], *, where: os.PathLike | str) ->
         raise CheckpointError(f"{where}: cannot build {variant} from its hparams: {e}") from e
 
 
-def load_state_strict(gan: GAN, state: dict[str, torch.Tensor], source: os.PathLike | str) -> None:
-    """``load_state_dict(strict=True)`` with an error that names missing, unexpected and mis-shaped keys."""
+def load_state_strict(
+    gan: GAN, state: dict[str, torch.Tensor], source: os.PathLike | str, *, parts: list[str] | None = None
+) -> None:
+    """``load_state_dict(strict=True)`` with an error that names missing, unexpected and mis-shaped keys.
+
+    ``parts`` (a folder's ``config.json``) are the networks the file holds: those load strictly, the model's other
+    parts keep their fresh initialisation and are recorded in ``gan.untrained_parts``.
+    """
     expected = gan.state_dict()
+    fresh = set()
+    if parts is not None:
+        fresh = {_part(k) for k in expected} - set(parts)
+        expected = {k: v for k, v in expected.items() if _part(k) not in fresh}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = [f"{k}: {list(state[k].shape)} vs {list(v.shape)}" for k, v in expected.items()
@@ -366,7 +382,8 @@ def load_state_strict(gan: GAN, state: dict[str, torch.Tensor], source: os.PathL
         parts = [f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
                  for label, keys in groups if keys]  # fmt: skip
         raise CheckpointError(f"{source} does not match {gan.variant}{dict(gan.hparams)}: " + "; ".join(parts))
-    gan.load_state_dict(state, strict=True)
+    gan.load_state_dict(state, strict=not fresh)
+    gan.untrained_parts = fresh
 
 
 def load_lightning_checkpoint(path: str | os.PathLike) -> GAN:
@@ -522,6 +539,9 @@ def info(name_or_path: str) -> dict[str, Any]:
         if gan.num_classes:
             out["classes"] = {i: name for i, name in enumerate(gan.class_names)}
         out["training"] = config.get("training", {})
+        untrained = sorted({_part(k) for k in gan.state_dict()} - set(config.get("parts") or gan.state_dict()))
+        if untrained:
+            out["untrained_parts"] = {p: "not in this folder: built fresh (random) when loaded" for p in untrained}
         out["folder"] = str(folder)
         if registry.is_pretrained(name_or_path) and (folder / WEIGHTS_NAME).is_file():
             rows = registry.measured(name_or_path, file_sha256(folder / WEIGHTS_NAME))
@@ -591,6 +611,13 @@ def model_card(
         ),
         ("classes (by id)", ", ".join(gan.class_names) if gan.num_classes else None),
         ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
+        (
+            "not trained",
+            f"{', '.join(sorted(gan.untrained_parts))}: not in the released weights, built fresh (random) when "
+            "loaded; fitting needs TrainingOptions(train_fresh_parts=True)"
+            if gan.untrained_parts
+            else None,
+        ),
     ]
     source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"
     body = [

@@ -25,8 +25,10 @@ class GANDDPStrategy(DDPStrategy):
     """DDP that wraps each of ``gan.ddp_networks`` (``generator``, ``discriminator``, ...) separately.
 
     The LightningModule itself stays unwrapped: ``training_step`` calls ``self.net("generator")`` to get
-    the DDP wrapper of a network. Buffers (batch-norm statistics) are broadcast from rank 0 after every
-    batch rather than before every forward, so all ranks hold identical networks at every checkpoint.
+    the DDP wrapper of a network. Buffers that training changes (batch-norm statistics, StyleGAN2's ``w_avg``)
+    are broadcast from rank 0 after every batch, in one coalesced call, rather than before every forward, so all
+    ranks hold identical networks at every checkpoint; constant ones (a variant's ``constant_buffers``: FIR
+    filters, fixed noise maps) are never sent again.
     """
 
     strategy_name = "gan_ddp"
@@ -36,6 +38,7 @@ class GANDDPStrategy(DDPStrategy):
             raise ValueError("gan_ddp wraps each network on its own: find_unused_parameters is never needed")
         kwargs.setdefault("broadcast_buffers", False)
         super().__init__(**kwargs)
+        self._synced_buffers: list = []
 
     def configure_ddp(self) -> None:
         gan = self.lightning_module
@@ -44,16 +47,23 @@ class GANDDPStrategy(DDPStrategy):
             name: DistributedDataParallel(getattr(gan, name), device_ids=device_ids, **self._ddp_kwargs)
             for name in gan.ddp_networks
         }
+        constant = set(gan.constant_buffers)
+        self._synced_buffers = [
+            b
+            for name in gan.ddp_networks
+            for key, b in getattr(gan, name).named_buffers()
+            if key.rsplit(".", 1)[-1] not in constant
+        ]
         # DDP has broadcast rank 0's parameters into the wrapped networks; the EMA copy starts from them too.
         if gan.generator_ema is not None:
             for t in (*gan.generator_ema.parameters(), *gan.generator_ema.buffers()):
                 dist.broadcast(t.data, src=0)
 
     def broadcast_buffers(self) -> None:
-        """Copy rank 0's buffers (e.g. batch-norm running statistics) of every wrapped network to all ranks."""
-        for net in self.lightning_module._ddp.values():
-            for b in net.module.buffers():
-                dist.broadcast(b, src=0)
+        """Copy rank 0's changing buffers (e.g. batch-norm running statistics) of every wrapped network to all ranks,
+        coalesced into as few collectives as their dtypes need."""
+        if self._synced_buffers:
+            dist._broadcast_coalesced(dist.group.WORLD, self._synced_buffers, 64 << 20, 0)
 
     def teardown(self) -> None:
         if self.lightning_module is not None:

@@ -1,31 +1,73 @@
-"""One process of a CPU data-parallel run of the tiny DCGAN, launched by tests/test_distributed.py as torchrun
-would (LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment); writes its final state for comparison."""
+"""One process of a CPU data-parallel run of a variant's tiny config, launched by tests/test_distributed.py as torchrun
+would (LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment); writes its final state for comparison, and the
+random draws it made: the latents of each batch, a probe of the global RNG where they are drawn (what noise inputs
+and dropout draw from), the DiffAugment parameters and the gradient-penalty interpolation weights."""
 
 import argparse
+import json
 import os
 
 import lightning as L
 import torch
 
 import ganzoo
+from ganzoo import losses, registry
 from ganzoo.callbacks import GANCheckpoint, StopAt
 from ganzoo.data import Synthetic
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)
+parser.add_argument("--variant", default="dcgan")
+parser.add_argument("--hparams", default="{}", help="JSON overrides of the variant's tiny config")
 parser.add_argument("--devices", type=int, default=1)
 parser.add_argument("--batch", type=int, default=4)
 parser.add_argument("--batches", type=int, default=3)
-parser.add_argument("--norm", default="batch")
 parser.add_argument("--ckpt-dir", help="keep checkpoints here (GANCheckpoint every batch, save_last)")
 parser.add_argument("--resume", action="store_true", help="resume from --ckpt-dir/last.ckpt")
 args = parser.parse_args()
 
 torch.set_num_threads(1)
 L.seed_everything(0, verbose=False)
-gan = ganzoo.create(
-    "dcgan", latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01, norm=args.norm, lr=1e-3
-)
+hparams = {**registry.get_variant(args.variant).tiny, **json.loads(args.hparams)}
+gan = ganzoo.create(args.variant, **hparams)
+draws = {"latents": [], "rng": [], "augment": [], "gp_eps": []}
+
+latents = gan.training_latents
+
+
+def recorded_latents(n):
+    with torch.random.fork_rng():  # what the global RNG gives inside training_step (after a resume restored it)
+        draws["rng"].append(torch.rand(4))
+    draws["latents"].append(latents(n).clone())
+    return draws["latents"][-1]
+
+
+gan.training_latents = recorded_latents
+
+if args.variant == "stylegan2":
+    from ganzoo.models import stylegan2
+
+    augment = stylegan2.diff_augment
+
+    def recorded_augment(x, policy):
+        with torch.random.fork_rng():  # the parameters this call draws, applied to a fixed probe
+            draws["augment"].append(augment(torch.ones_like(x), policy))
+        return augment(x, policy)
+
+    stylegan2.diff_augment = recorded_augment
+
+penalty = losses.gradient_penalty
+
+
+def recorded_penalty(critic, real, fake, eps=None):
+    eps = torch.rand(len(real), device=real.device, dtype=real.dtype) if eps is None else eps  # as the loss draws it
+    draws["gp_eps"].append(eps.clone())
+    return penalty(critic, real, fake, eps)
+
+
+losses.gradient_penalty = recorded_penalty
+
+
 trainer = L.Trainer(
     accelerator="cpu",
     devices=args.devices,
@@ -39,11 +81,14 @@ trainer = L.Trainer(
     enable_model_summary=False,
 )
 ckpt_path = f"{args.ckpt_dir}/last.ckpt" if args.resume else None
-trainer.fit(gan, Synthetic(num_images=64, image_size=8, batch_size=args.batch), ckpt_path=ckpt_path)
+channels, size = hparams.get("image_channels", 3), hparams["image_size"]
+data = Synthetic(num_images=64, num_classes=gan.num_classes or 4, image_channels=channels, image_size=size,
+                 batch_size=args.batch)  # fmt: skip
+trainer.fit(gan, data, ckpt_path=ckpt_path)
 rank = trainer.global_rank
 torch.save(
     {"state": gan.state_dict(), "images_seen": gan.images_seen, "batches_seen": gan.batches_seen,
      "strategy": type(trainer.strategy).__name__, "pid": os.getpid(), "torch_rng": torch.get_rng_state(),
-     "optimizers": [o.state_dict() for o in trainer.optimizers]},
+     "optimizers": [o.state_dict() for o in trainer.optimizers], "draws": draws},
     f"{args.out}/rank{rank}.pt",
 )  # fmt: skip

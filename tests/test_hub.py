@@ -473,3 +473,61 @@ def test_download_url_verifies_keeps_and_reports(tmp_path):
     target.write_bytes(payload[:100])
     with pytest.raises(HubError, match=f"could not download {url}.*put it at {target}"):
         download_url(url, target, sha256=digest, progress=False)
+
+
+def test_a_model_with_a_fresh_discriminator_saves_and_loads_only_what_it_holds(tmp_path):
+    """A generator-only release (NVIDIA's FFHQ without D, say): the folder holds G and its EMA, says so, loads them
+    strictly, builds D fresh and marks it untrained; fitting it is refused unless asked for."""
+    import lightning as L
+
+    from ganzoo.callbacks import StopAt, TrainingOptions
+    from ganzoo.data import Synthetic
+
+    gan = ganzoo.create("dcgan", **registry.get_variant("dcgan").tiny)
+    gan.untrained_parts = {"discriminator"}
+    folder = ganzoo.save_pretrained(gan, tmp_path / "g-only", name="g-only", num_samples=4)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["parts"] == ["generator", "generator_ema"]
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("discriminator.") for k in load_file(folder / "model.safetensors"))
+    card = (folder / "README.md").read_text()
+    assert "| not trained | discriminator: not in the released weights" in card
+    assert ganzoo.hub.info(str(folder))["untrained_parts"] == {
+        "discriminator": "not in this folder: built fresh (random) when loaded"
+    }
+
+    loaded = ganzoo.load(folder)
+    assert loaded.untrained_parts == {"discriminator"}
+    for k, v in gan.state_dict().items():
+        if k.startswith("generator"):
+            assert torch.equal(loaded.state_dict()[k], v), k
+    # Saving the loaded model again still leaves the random discriminator out.
+    again = ganzoo.save_pretrained(loaded, tmp_path / "again", num_samples=4)
+    assert json.loads((again / "config.json").read_text())["parts"] == ["generator", "generator_ema"]
+
+    def fit(model, callbacks):
+        trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+                            default_root_dir=tmp_path)  # fmt: skip
+        trainer.fit(model.train(), Synthetic(num_images=16, image_size=8, batch_size=8))
+
+    with pytest.raises(RuntimeError, match=r"discriminator was never trained.*train_fresh_parts=True"):
+        fit(loaded, [StopAt(batches=1)])
+    fit(loaded, [StopAt(batches=1), TrainingOptions(train_fresh_parts=True)])
+    assert loaded.untrained_parts == set() and loaded.batches_seen == 1  # trained now: saved as a part again
+    assert (
+        "discriminator"
+        in json.loads((ganzoo.save_pretrained(loaded, tmp_path / "d") / "config.json").read_text())["parts"]
+    )
+
+
+def test_a_folder_whose_weights_lack_a_listed_part_is_refused(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(saved.folder, damaged)
+    state = {k: v for k, v in load_file(damaged / "model.safetensors").items() if not k.startswith("discriminator.")}
+    save_file(state, damaged / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"missing \(\d+\): discriminator\."):
+        ganzoo.load(damaged)

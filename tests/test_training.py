@@ -15,7 +15,7 @@ import ganzoo
 from ganzoo.callbacks import GANCheckpoint, SampleGrid, StopAt, TrainingOptions
 from ganzoo.data import Synthetic
 from ganzoo.gan import NonFiniteLossError
-from tests.conftest import REPO, assert_same_optimizer_states
+from tests.conftest import REPO, VARIANTS, assert_same_optimizer_states
 
 TINY = dict(latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01, lr=1e-3)
 
@@ -72,6 +72,37 @@ def test_resume_mid_epoch_is_exact(tmp_path):
     assert_same(straight, snapshot(resumed, tr))
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_resumes_exactly_with_its_regularisers_on(variant, tmp_path):
+    """4 batches, save, resume to 9 == 9 straight, for each variant with its lazy intervals, style mixing,
+    augmentation, penalties and critic rounds on (the stop falls inside a round of each)."""
+    from ganzoo import registry
+    from tests.test_distributed import REGULARISED
+
+    hparams = {**registry.get_variant(variant).tiny, **REGULARISED[variant]}
+    if variant == "stylegan2":
+        hparams |= {"d_reg_interval": 3, "g_reg_interval": 2}
+
+    def build():
+        L.seed_everything(0, verbose=False)
+        return registry.create(variant, **hparams)
+
+    def dm():
+        return Synthetic(num_images=40, num_classes=hparams.get("num_classes") or 4, batch_size=8,
+                         image_channels=hparams.get("image_channels", 3), image_size=hparams["image_size"])  # fmt: skip
+
+    gan = build()
+    tr = trainer(tmp_path / "straight", [StopAt(batches=9)])
+    tr.fit(gan, dm())
+    straight = snapshot(gan, tr)
+    first = build()
+    trainer(tmp_path / "first", [StopAt(batches=4), GANCheckpoint(dirpath=tmp_path / "ckpt")]).fit(first, dm())
+    resumed = build()
+    tr = trainer(tmp_path / "resumed", [StopAt(batches=9)])
+    tr.fit(resumed, dm(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert_same(straight, snapshot(resumed, tr))
+
+
 def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"""
@@ -120,20 +151,74 @@ def test_bf16_mixed_steps_on_cpu(tmp_path):
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in gan.parameters())
 
 
-def test_fp16_mixed_uses_one_scaler_per_optimizer(tmp_path):
-    gan = make()
-    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=3, save_last=True)
+def fp16_trainer(tmp_path, callbacks) -> L.Trainer:
     # Lightning turns precision="16-mixed" into bf16 on a CPU; the plugin itself runs fp16 autocast there.
     from lightning.pytorch.plugins import MixedPrecision
 
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
-    tr = trainer(tmp_path, [StopAt(batches=3), ckpt], plugins=[plugin])
+    return trainer(tmp_path, callbacks, plugins=[plugin])
+
+
+@pytest.mark.parametrize("variant", ["dcgan", "stylegan2"])
+def test_fp16_mixed_steps_every_optimizer_through_its_own_scaler(variant, tmp_path, monkeypatch):
+    from ganzoo import registry
+
+    steps = []  # (scaler, optimizer) of every scaled step
+    real_step = torch.amp.GradScaler.step
+
+    def counted(scaler, optimizer, *args, **kwargs):
+        steps.append((id(scaler), id(optimizer.optimizer)))
+        return real_step(scaler, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.amp.GradScaler, "step", counted)
+    hp = dict(registry.get_variant(variant).tiny)
+    if variant == "stylegan2":
+        hp |= {"d_reg_interval": 2, "g_reg_interval": 3, "image_channels": 1}
+    L.seed_everything(0, verbose=False)
+    gan = registry.create(variant, **hp)
+    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=4, save_last=True)
+    tr = fp16_trainer(tmp_path, [StopAt(batches=4), ckpt])
     tr.fit(gan, data())
-    assert tr.precision_plugin.scaler is None
-    assert {id(o) for o in tr.optimizers} == set(gan._scalers)
-    assert len({id(s) for s in gan._scalers.values()}) == 2
+    assert tr.precision_plugin.scaler is None  # Lightning's one shared scaler is off
+    opt_g, opt_d = (id(o) for o in tr.optimizers)
+    scalers = {o: s for s, o in steps}
+    assert len(scalers) == 2 and len(set(scalers.values())) == 2, "each optimizer has its own scaler"
+    assert all(scalers[o] == s for s, o in steps), "an optimizer stepped through another's scaler"
+    # Every update went through its scaler: one per network per batch, plus StyleGAN2's lazy regularisation
+    # steps (G at batches 0 and 3, D at batches 0 and 2).
+    extra_g, extra_d = (2, 2) if variant == "stylegan2" else (0, 0)
+    assert [o for _, o in steps].count(opt_g) == 4 + extra_g
+    assert [o for _, o in steps].count(opt_d) == 4 + extra_d
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["ganzoo"]["scalers"]
-    assert len(saved) == 2 and all(s["scale"] > 0 for s in saved)
+    assert [s["scale"] for s in saved] == [gan._scalers[o].get_scale() for o in (opt_g, opt_d)]
+
+
+def test_fp16_overflow_in_one_network_lowers_only_its_scale(tmp_path):
+    seen = {}
+
+    class Overflow(L.Callback):
+        """At batch 2, a loss scale so large that the discriminator's fp16 gradients overflow."""
+
+        def on_train_batch_start(self, trainer, gan, batch, batch_idx):
+            if gan.batches_seen == 2:
+                seen["scales"] = [gan._scalers[id(o)].get_scale() for o in trainer.optimizers]
+                gan._scalers[id(trainer.optimizers[1])].update(2.0**100)
+                seen["before"] = {k: v.clone() for k, v in gan.state_dict().items()}
+
+        def on_train_batch_end(self, trainer, gan, *args):
+            if gan.batches_seen == 2:  # batch 2's steps are done (the module's clock moves after callbacks)
+                seen["after"] = {k: v.clone() for k, v in gan.state_dict().items()}
+
+    gan = make()
+    tr = fp16_trainer(tmp_path, [Overflow(), StopAt(batches=3)])
+    tr.fit(gan, data())
+    g_scale, d_scale = (gan._scalers[id(o)].get_scale() for o in tr.optimizers)
+    assert d_scale == 2.0**99  # the overflow halved D's scale ...
+    assert g_scale == seen["scales"][0]  # ... and left G's alone
+    before, after = seen["before"], seen["after"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("discriminator.") and "running" not in k
+               and "num_batches" not in k), "the overflowing step was applied"  # fmt: skip
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("generator."))
 
 
 class InjectNaN(L.Callback):
@@ -170,6 +255,36 @@ def test_nan_can_be_skipped_and_counted(tmp_path):
     tr.fit(gan, data())
     assert gan.skipped_steps == 4  # D and G, two batches
     assert torch.equal(gan.generator.net[0].weight, before)  # the NaN never reached the generator
+
+
+class NaNImages(L.Callback):
+    """Real images of NaN at one batch: that batch's discriminator loss is non-finite, nothing else is."""
+
+    def __init__(self, at_batch: int) -> None:
+        self.at_batch = at_batch
+
+    def on_train_batch_start(self, trainer, gan, batch, batch_idx):
+        if gan.batches_seen == self.at_batch:
+            batch[0].fill_(math.nan)
+
+
+def test_deferred_nonfinite_check_names_the_batch_and_keeps_the_weights_finite(tmp_path):
+    """With check_finite_every=3 (an accelerator's way: no host sync per step), a NaN loss at batch 2 moves no
+    weight and the check after batch 3 stops the run naming batch 2 and the phase."""
+    gan = make()
+    options = TrainingOptions(check_finite_every=3)
+    with pytest.raises(NonFiniteLossError, match=r"from batch 2 on, discriminator phase \(1 step\), found by the "
+                                                 r"check at batch 3") as e:  # fmt: skip
+        trainer(tmp_path, [NaNImages(at_batch=2), options]).fit(gan, data())
+    saved = ganzoo.hub.load_lightning_checkpoint(tmp_path / "checkpoints" / "nonfinite.ckpt")
+    assert saved.batches_seen == 3 and str(tmp_path / "checkpoints" / "nonfinite.ckpt") in str(e.value)
+    assert all(torch.isfinite(v).all() for v in saved.state_dict().values())
+
+    gan = make()
+    skip = TrainingOptions(check_finite_every=3, on_nonfinite="skip")
+    trainer(tmp_path / "skip", [NaNImages(at_batch=2), skip, StopAt(batches=7)]).fit(gan, data())
+    assert gan.skipped_steps == 1 and gan.batches_seen == 7
+    assert all(torch.isfinite(v).all() for v in gan.state_dict().values())
 
 
 def test_gradient_clipping_per_network(tmp_path):

@@ -72,30 +72,35 @@ def test_discriminator_returns_one_logit_per_image(variant):
     assert torch.isfinite(logits).all()
 
 
+def parameters(gan) -> dict[str, torch.Tensor]:
+    """Every parameter of every network the variant trains (``ddp_networks``: G and D, or CycleGAN's four)."""
+    return {f"{net}.{k}": p for net in gan.ddp_networks for k, p in getattr(gan, net).named_parameters()}
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_gradients_reach_every_generator_parameter(variant):
+def test_gradients_reach_every_parameter_of_every_network(variant):
     gan = tiny(variant).train()
     z = gan.latents(4)
     loss = critic(gan, gan.generate(gan.generator, z)).mean()
     loss.backward()
-    for name, p in gan.generator.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches generator.{name}"
+    params = parameters(gan)
+    assert {k.split(".", 1)[0] for k in params} == set(gan.ddp_networks)
+    for name, p in params.items():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_one_fit_step_changes_generator_and_discriminator(variant):
+def test_one_fit_step_changes_every_parameter_of_every_network(variant):
     gan = tiny(variant)
-    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    before = {k: p.detach().clone() for k, p in parameters(gan).items()}
+    ema_before = {k: p.detach().clone() for k, p in gan.generator_ema.named_parameters()} if gan.generator_ema else {}
     fit(gan, batches=1)
-    after = gan.state_dict()
-    for part in ("generator.", "discriminator."):
-        changed = [k for k in before if k.startswith(part) and not torch.equal(before[k], after[k])]
-        weights = [k for k in before if k.startswith(part) and k.endswith("weight")]
-        assert set(weights) <= set(changed), f"{part} weights unchanged: {sorted(set(weights) - set(changed))}"
+    unchanged = sorted(k for k, p in parameters(gan).items() if torch.equal(before[k], p))
+    assert not unchanged, f"not updated by one fit step: {unchanged}"
     assert gan.batches_seen == 1 and gan.images_seen == 8
     if gan.generator_ema is not None:
-        ema = [k for k in before if k.startswith("generator_ema.") and k.endswith("weight")]
-        assert all(not torch.equal(before[k], after[k]) for k in ema), "the EMA generator did not move"
+        unchanged = sorted(k for k, p in gan.generator_ema.named_parameters() if torch.equal(ema_before[k], p))
+        assert not unchanged, f"the EMA generator did not move: {unchanged}"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -132,6 +137,56 @@ def test_ema_half_life():
     for _ in range(4):
         gan.update_ema(25)
     torch.testing.assert_close(p_ema, torch.full_like(p_ema, 0.5))
+
+
+def test_ema_rampup_shortens_the_half_life_early_in_training():
+    """NVIDIA's ramp-up: half-life min(ema_kimg, ema_rampup * images seen before the step)."""
+    gan = registry.create("dcgan", **{**registry.get_variant("dcgan").tiny, "ema_kimg": 10.0, "ema_rampup": 0.05})
+    p_ema, p = next(gan.generator_ema.parameters()), next(gan.generator.parameters())
+
+    def step(images_before: int, batch: int) -> float:
+        with torch.no_grad():
+            p_ema.fill_(1.0)
+            p.fill_(0.0)
+        gan.images_seen = images_before + batch  # update_ema runs after the clock moved
+        gan.update_ema(batch)
+        return float(p_ema.flatten()[0])
+
+    assert step(0, 50) == 0.0  # no history yet: the average is the generator
+    assert step(1000, 50) == pytest.approx(0.5)  # half-life 0.05 * 1000 = 50 images
+    assert step(10**6, 50) == pytest.approx(0.5 ** (50 / 10_000))  # ramped up: the 10 kimg half-life
+
+
+def test_wgan_steps_its_ema_with_the_generator_not_every_critic_batch(monkeypatch):
+    gan = registry.create("wgan", **{**registry.get_variant("wgan").tiny, "n_critic": 3})
+    calls = []
+    real = gan.update_ema
+    monkeypatch.setattr(gan, "update_ema", lambda images: calls.append((gan.batches_seen, images)) or real(images))
+    fit(gan, batches=4, max_epochs=2)  # 8 batches
+    assert gan.generator_steps == 2 and calls == [(3, 8), (6, 8)]  # after the generator steps of batches 3 and 6
+
+
+def test_recompute_ema_batchnorm_measures_the_ema_generators_own_statistics():
+    gan = tiny("dcgan")
+    fit(gan, batches=2)
+    gan.eval()
+    norms = [m for m in gan.generator_ema.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    inputs = {m: [] for m in norms}
+    hooks = [m.register_forward_hook(lambda m, x, y: inputs[m].append(x[0].detach())) for m in norms]
+    gan.recompute_ema_batchnorm(num_images=48, batch_size=16, seed=1)
+    for h in hooks:
+        h.remove()
+    for m in norms:
+        # The EMA generator's own activations, 3 batches of 16: the average of the batches' means and (unbiased)
+        # variances.
+        batches = inputs[m]
+        assert len(batches) == 3
+        mean = torch.stack([x.mean(dim=(0, 2, 3)) for x in batches]).mean(0)
+        var = torch.stack([x.var(dim=(0, 2, 3)) for x in batches]).mean(0)
+        torch.testing.assert_close(m.running_mean, mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(m.running_var, var, rtol=1e-5, atol=1e-6)
+        assert m.momentum == 0.1
+    assert not gan.generator_ema.training
 
 
 def test_ema_off_samples_from_generator():

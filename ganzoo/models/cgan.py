@@ -106,6 +106,7 @@ class CGAN(GAN):
         lr: Adam learning rate of both networks.
         betas: Adam betas of both networks.
         ema_kimg: half-life of the generator EMA in thousands of images; ``None`` for none.
+        ema_rampup: NVIDIA's EMA ramp-up: the half-life is at most this fraction of the images seen so far.
         class_names: the classes' names, for ``sample(labels=[names])``, the card and ``ganzoo info``; taken from
             the training data when not given.
     """
@@ -120,6 +121,7 @@ class CGAN(GAN):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         ema_kimg: float | None = None,
+        ema_rampup: float | None = None,
         class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -131,7 +133,7 @@ class CGAN(GAN):
         self.generator = ConditionalGenerator(latent_dim, num_classes, image_size, image_channels, base_channels)
         self.generator.apply(init_weights)
         self.discriminator = ProjectionDiscriminator(num_classes, image_size, image_channels, base_channels)
-        self.init_ema(ema_kimg)
+        self.init_ema(ema_kimg, ema_rampup)
 
     def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``z [n, latent_dim]`` followed by one-hot classes drawn uniformly."""
@@ -142,7 +144,7 @@ class CGAN(GAN):
         real, labels = batch
         opt_g, opt_d = self.optimizers()
         G, D = self.net("generator"), self.net("discriminator")
-        c = self.one_hot(labels, len(real))
+        c = self.batch_labels(labels)
         z = self.training_latents(len(real))[:, : self.hparams.latent_dim]
         fake = G(z, c)
         with self.toggled_optimizer(opt_d):
@@ -153,7 +155,7 @@ class CGAN(GAN):
             g_loss = losses.g_wasserstein(D(fake, c))
             self.update(opt_g, g_loss)
         logs = {"loss/d": d_loss, "loss/g": g_loss, "score/real": real_logits.mean(), "score/fake": fake_logits.mean()}
-        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=True, sync_dist=True)
+        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         betas = tuple(self.hparams.betas)

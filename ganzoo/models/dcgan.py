@@ -120,6 +120,7 @@ class DCGAN(GAN):
         lr: Adam learning rate of both networks.
         betas: Adam betas of both networks.
         ema_kimg: half-life of the generator EMA in thousands of images; ``None`` or 0 for none.
+        ema_rampup: NVIDIA's EMA ramp-up: the half-life is at most this fraction of the images seen so far.
         norm: ``"batch"`` (the paper's batch norm) or ``"none"`` (no normalisation layers).
     """
 
@@ -132,6 +133,7 @@ class DCGAN(GAN):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         ema_kimg: float | None = None,
+        ema_rampup: float | None = None,
         norm: str = "batch",
     ) -> None:
         super().__init__()
@@ -140,7 +142,7 @@ class DCGAN(GAN):
         self.discriminator = Discriminator(image_size, image_channels, base_channels, norm)
         self.generator.apply(init_weights)
         self.discriminator.apply(init_weights)
-        self.init_ema(ema_kimg)
+        self.init_ema(ema_kimg, ema_rampup)
 
     def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.hparams.latent_dim, generator=generator)
@@ -156,7 +158,7 @@ class DCGAN(GAN):
         with self.toggled_optimizer(opt_g):
             g_loss = losses.g_nonsaturating(D(fake))
             self.update(opt_g, g_loss)
-        self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, prog_bar=True, sync_dist=True)
+        self.log_dict({"loss/d": d_loss, "loss/g": g_loss}, prog_bar=True)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         betas = tuple(self.hparams.betas)

@@ -59,6 +59,7 @@ class WGAN(GAN):
         critic_norm: ``"none"`` (default under ``"gp"``), ``"layer"``, or ``"batch"`` (default under ``"clip"``;
             refused under ``"gp"``, where a batch statistic would couple the per-sample penalty across the batch).
         ema_kimg: half-life of the generator EMA in thousands of images; ``None`` for none.
+        ema_rampup: NVIDIA's EMA ramp-up: the half-life is at most this fraction of the images seen so far.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class WGAN(GAN):
         betas: tuple[float, float] = (0.0, 0.9),
         critic_norm: str | None = None,
         ema_kimg: float | None = None,
+        ema_rampup: float | None = None,
     ) -> None:
         super().__init__()
         if lipschitz not in LIPSCHITZ:
@@ -94,7 +96,7 @@ class WGAN(GAN):
         self.discriminator = Discriminator(image_size, image_channels, base_channels, critic_norm)
         self.generator.apply(init_weights)
         self.discriminator.apply(init_weights)
-        self.init_ema(ema_kimg)
+        self.init_ema(ema_kimg, ema_rampup)
 
     def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.randn(n, self.hparams.latent_dim, generator=generator)
@@ -125,13 +127,13 @@ class WGAN(GAN):
                     for p in self.discriminator.parameters():
                         p.clamp_(-hp.clip_value, hp.clip_value)
         logs["loss/d"] = d_loss
-        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=True, sync_dist=True)
+        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=True)
         if (self.batches_seen + 1) % hp.n_critic == 0:  # batches_seen counts the batches before this one
             with self.toggled_optimizer(opt_g):
                 g_loss = losses.g_wasserstein(D(G(self.training_latents(len(real)))))
                 self.update(opt_g, g_loss)
             # To the progress bar, and to the loggers on this batch only (self.log would repeat it in between).
-            self.log("loss/g", g_loss.detach(), prog_bar=True, logger=False, sync_dist=True)
+            self.log("loss/g", g_loss.detach(), prog_bar=True, logger=False)
             self.log_now({"loss/g": g_loss})
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
