@@ -91,6 +91,10 @@ class TensorImageDataset(Dataset):
             raise ValueError(f"expected uint8 images [N, C, H, W], got {images.dtype} {list(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        # Checked once here, so that training steps need not read labels back from the device to check them.
+        if classes and len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            bad = sorted({int(x) for x in labels if not 0 <= x < len(classes)})[:10]
+            raise ValueError(f"labels {bad} are not class ids of the {len(classes)} classes {tuple(classes)[:10]}")
         self.images, self.labels, self.classes = images, labels.long(), tuple(classes)
 
     def __len__(self) -> int:

@@ -80,6 +80,7 @@ class GAN(L.LightningModule):
         # the device so that a step never waits for the host (see update).
         self._nonfinite_counts: dict[str, Tensor] = {}
         self._nonfinite_first: Tensor | None = None
+        self._sparse_logs: dict[str, tuple[Tensor, int]] = {}
         self._scaler_states: list[dict[str, Any]] = []
         self._network_names: dict[int, str] = {}
         self._latent_rng: torch.Generator | None = None
@@ -284,11 +285,27 @@ class GAN(L.LightningModule):
         else:
             optimizer.step()
 
+    def log_sparse(self, metrics: dict[str, Tensor]) -> None:
+        """Log values that not every batch computes (WGAN's generator loss, every ``n_critic`` batches): kept on the
+        device, and written at Lightning's logging cadence (every ``log_every_n_steps`` batches) as the mean over
+        the batches of that window that produced them, on the axis ``self.log`` uses. ``self.log`` would repeat the
+        last value on the batches between; writing each value at once would read it back every time. Every
+        process must call it at the same batches."""
+        for k, v in metrics.items():
+            total, count = self._sparse_logs.get(k, (0.0, 0))
+            self._sparse_logs[k] = (v.detach().float().mean() + total, count + 1)
+
+    def _flush_sparse_logs(self) -> None:
+        if self._sparse_logs and self.trainer._logger_connector.should_update_logs:
+            self.log_now({k: total / count for k, (total, count) in self._sparse_logs.items()})
+            self._sparse_logs = {}
+
     def log_now(self, metrics: dict[str, Tensor | float]) -> None:
         """Write ``metrics`` (averaged over processes) to the loggers for this batch only, on the axis ``self.log``
         uses (one step per batch). For values not computed on every batch, such as WGAN's generator loss or a FID
         every few kimg: ``self.log`` would repeat the last value on the batches between, or drop one that falls
-        between ``log_every_n_steps``. Every process must call it."""
+        between ``log_every_n_steps``. It reads the values back to the host: for rare values such as a FID, not
+        per-batch losses (see :meth:`log_sparse`). Every process must call it."""
         values = {
             k: v.detach().float().mean() if isinstance(v, Tensor) else torch.tensor(v, dtype=torch.float64)
             for k, v in metrics.items()
@@ -406,6 +423,7 @@ class GAN(L.LightningModule):
             self.update_ema(images)
         if self._check_every() > 1 and self.batches_seen % self._check_every() == 0:
             self.check_nonfinite()
+        self._flush_sparse_logs()
         # Learning-rate schedules step once per batch (Lightning steps none under manual optimisation).
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
@@ -486,8 +504,14 @@ class GAN(L.LightningModule):
 
     def _check_classes(self) -> None:
         """A conditional model takes its class names from the training data, which must have as many classes."""
-        classes = tuple(getattr(self.trainer.datamodule, "classes", None) or ()) if self.num_classes else ()
+        datamodule = self.trainer.datamodule
+        classes = tuple(getattr(datamodule, "classes", None) or ()) if self.num_classes else ()
         if not classes:
+            if self.num_classes and hasattr(datamodule, "classes"):
+                raise ValueError(
+                    f"this {type(self).__name__} is class-conditional (num_classes={self.num_classes}) but the data "
+                    f"has no classes: train it on labelled data (e.g. ImageFolder with labels=True)"
+                )
             return
         if len(classes) != self.num_classes:
             raise ValueError(

@@ -152,3 +152,14 @@ def test_conditioning_is_learnt_on_a_tiny_problem():
         mean = gan.sample(64, seed=k, labels=k).mean(0)
         distances = (means - mean).flatten(1).norm(dim=1)
         assert distances.argmin() == k, (k, distances.tolist())
+
+
+def test_a_conditional_model_is_refused_unlabelled_data(tmp_path):
+    from ganzoo.data import ImageFolder
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8), color=i * 60).save(tmp_path / "imgs" / f"{i}.png")
+    unlabelled = ImageFolder(tmp_path / "imgs", image_size=8, image_channels=1, batch_size=2)
+    with pytest.raises(ValueError, match=r"class-conditional \(num_classes=4\) but the data has no classes"):
+        fit(make(), unlabelled, batches=1)

@@ -84,3 +84,10 @@ def test_real_cifar10(data_root):
     counts = torch.bincount(test.labels, minlength=10)
     assert counts.tolist() == [1000] * 10
     assert dm.classes == data.CIFAR10_CLASSES
+
+
+def test_labels_outside_the_classes_are_refused_once_at_load():
+    images = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"labels \[2\] are not class ids of the 2 classes \('a', 'b'\)"):
+        data.TensorImageDataset(images, torch.tensor([0, 2, 1]), ("a", "b"))
+    assert len(data.TensorImageDataset(images, torch.tensor([-1, -1, -1]))) == 3  # unlabelled: no classes

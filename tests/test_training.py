@@ -435,3 +435,35 @@ def test_a_resumed_run_keeps_the_recipe_it_runs():
     fresh = make()  # loading a model folder or a checkpoint outside ganzoo fit: the checkpoint's recipe
     fresh.on_load_checkpoint({"ganzoo": {"training_config": "stop at 1000 kimg"}})
     assert fresh.training_config == "stop at 1000 kimg"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_training_step_never_waits_for_the_gpu(variant, tmp_path, monkeypatch):
+    """On CUDA with the default options, each variant's training_step and the module's end-of-batch bookkeeping run
+    under torch's sync debug mode "error": any host sync (a .item(), a bool() of a device tensor) raises."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (a lent GPU machine; CI has none)")
+    from ganzoo import registry
+    from tests.test_distributed import REGULARISED
+
+    L.seed_everything(0, verbose=False)
+    gan = registry.create(variant, **{**registry.get_variant(variant).tiny, **REGULARISED[variant]})
+    for hook in ("training_step", "end_batch"):
+        real = getattr(gan, hook)
+
+        def strict(*args, _real=real, **kwargs):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+
+        monkeypatch.setattr(gan, hook, strict)
+    hp = gan.hparams
+    dm = Synthetic(num_images=64, num_classes=gan.num_classes or 4, image_channels=hp.image_channels,
+                   image_size=hp.image_size, batch_size=8)  # fmt: skip
+    L.Trainer(accelerator="gpu", devices=1, max_epochs=1, limit_train_batches=6, logger=False,
+              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+              default_root_dir=tmp_path).fit(gan, dm)  # fmt: skip
+    assert gan.batches_seen == 6

@@ -42,8 +42,8 @@ class WGAN(GAN):
     One training batch is one critic step; every ``n_critic``-th batch is followed by a generator step, counted by
     the module's own clock (``batches_seen``), so the schedule survives resuming and is the same on every process.
     Logged per batch: ``loss/d`` (the critic's whole loss), ``score/wasserstein`` (the estimate
-    ``E[D(x)] - E[D(G(z))]`` on the batch before the critic's step), ``loss/gp`` with the penalty, and ``loss/g`` on
-    the batches with a generator step.
+    ``E[D(x)] - E[D(G(z))]`` on the batch before the critic's step), ``loss/gp`` with the penalty, and ``loss/g``, the
+    mean over the logging window's generator steps.
 
     Args:
         latent_dim: size of ``z ~ N(0, I)``.
@@ -132,9 +132,9 @@ class WGAN(GAN):
             with self.toggled_optimizer(opt_g):
                 g_loss = losses.g_wasserstein(D(G(self.training_latents(len(real)))))
                 self.update(opt_g, g_loss)
-            # To the progress bar, and to the loggers on this batch only (self.log would repeat it in between).
+            # To the progress bar, and to the loggers for the batches that have it (self.log would repeat it between).
             self.log("loss/g", g_loss.detach(), prog_bar=True, logger=False)
-            self.log_now({"loss/g": g_loss})
+            self.log_sparse({"loss/g": g_loss})
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
