@@ -1,123 +1,316 @@
-"""Training and sampling throughput: ganzoo's Lightning loop next to a plain PyTorch loop.
+"""Training throughput of every shipped recipe: ganzoo's Lightning loop next to a hand-written PyTorch loop.
 
-For each recipe, both loops train the same networks (same initial weights), on the same batches of the
-same shape, with the same optimizers and losses; the plain loop is what one would write by hand. They
-alternate, ``--repeats`` times each, and the table gives the median images per second and their ratio
-(ganzoo / plain: 1.00 means no overhead). Where CUDA is available it adds the speed options
-(bf16-mixed, channels_last, torch.compile) against the fp32 plain loop.
+For each recipe (``recipes/<name>.yaml``) the model is built from the recipe's ``init_args`` once; two loops then
+train copies of it (the same initial weights) on the same batches:
 
-    python benchmarks/throughput.py [--batches 30] [--repeats 3] [--recipes dcgan-mnist]
+- **plain**: a loop written by hand for that recipe in plain PyTorch: no Lightning, no ganzoo training code. It
+  uses the module's networks as ordinary ``nn.Module``s, builds its own optimizers with the recipe's settings
+  (checked against ``configure_optimizers``), and does per batch what the variant's ``training_step`` and
+  ganzoo's batch end do: the same phases, losses, penalties and schedules, and the generator EMA;
+- **ganzoo**: ``lightning.Trainer.fit`` on the module itself (manual optimisation, its own ``training_step``, its
+  counters, EMA and logging calls; no logger, progress bar or checkpointing).
 
-Data comes from ``ganzoo.data.Synthetic`` at the recipe's image size and batch size, so the figures
-measure the training step, not the disk.
+The data is synthetic (``ganzoo.data.Synthetic`` discs), at the recipe's batch size, image size, channels and
+classes, converted to float and put on the device before the clock starts, so data loading is not what is
+measured. Each measurement trains ``--warmup`` untimed batches and then ``--batches`` timed ones (from the end of
+the last warm-up batch to the end of the last batch, synchronising CUDA before reading the clock), and the loops
+alternate ``--repeats`` times (plain first, then ganzoo first, ...), so that drift in the machine's load hits both.
+The default ``--batches`` is a multiple of the recipe's schedule (WGAN-GP's ``n_critic``, StyleGAN2's lazy
+regularisation intervals), so the timed batches hold their share of generator steps and penalties. Each run checks
+afterwards that its losses are finite and that G, D and the EMA changed.
+
+Output: one line per measurement while it runs, then a Markdown table: the median images per second (real images
+through the discriminator) of each loop and their ratio ``ganzoo/plain``; 1.00 means no overhead, the project holds
+it at 0.95 or more. ``sampling img/s`` is ``gan.sample`` in batches of 256. Under CUDA, ganzoo's speed options
+(bf16-mixed, channels_last, torch.compile) get rows of their own, against the same fp32 plain loop, with the peak
+memory of ganzoo's runs; an option a recipe cannot run (torch.compile cannot take the double backward of R1 or the
+gradient penalty) says why in its row. The figures are only as quiet as the machine: run it alone, with
+``--threads`` (default: the cores this process may use) fixed, and compare ratios rather than images per second
+across machines.
+
+    python benchmarks/throughput.py [--recipes dcgan-mnist,wgan-gp-cifar10] [--batches N] [--warmup 5]
+        [--repeats 3] [--device cpu|cuda] [--threads T] [--sample 1024] [--output benchmarks/throughput.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import resource
+import logging
+import math
+import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 import yaml
+from torch import Tensor
 
 import ganzoo
-from ganzoo import losses, registry
-from ganzoo.callbacks import StopAt, TrainingOptions
-from ganzoo.data import Synthetic
+from ganzoo import registry
+from ganzoo.callbacks import TrainingOptions
+from ganzoo.data import Synthetic, to_unit_range
 from ganzoo.gan import GAN, _cpu_name
+from ganzoo.models.stylegan2 import diff_augment
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
-
-def plain_dcgan_step(gan: GAN, opt_g, opt_d, real: torch.Tensor) -> None:
-    """DCGAN's step written by hand: the same phases, losses and optimizers, no Lightning."""
-    G, D = gan.generator, gan.discriminator
-    z = torch.randn(len(real), gan.hparams.latent_dim, device=real.device)
-    fake = G(z)
-    D.requires_grad_(True)
-    d_loss = losses.d_logistic(D(real), D(fake.detach()))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    D.requires_grad_(False)
-    g_loss = losses.g_nonsaturating(D(fake))
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
-    with torch.no_grad():
-        gan.update_ema(len(real))
+Batch = tuple[Tensor, Tensor]
+Step = Callable[[int, Tensor, Tensor], dict[str, Tensor]]  # (batch index, real, labels) -> detached losses
 
 
-PLAIN_STEPS: dict[str, Callable] = {"dcgan": plain_dcgan_step}
+@dataclass
+class Recipe:
+    name: str
+    variant: str
+    hparams: dict
+    batch_size: int
+    image_size: int
 
 
-class Timer(L.Callback):
-    """Wall time from the end of the warm-up batches to the end of the run."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
-
-    def on_train_batch_end(self, trainer, gan, *args) -> None:
-        if gan.device.type == "cuda":
-            torch.cuda.synchronize()
-        if trainer.fit_loop.epoch_loop.batch_progress.total.completed + 1 == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
-
-
-def recipe_setup(name: str) -> tuple[str, dict, int, int]:
+def load_recipe(name: str) -> Recipe:
     config = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
-    model = config["model"]
+    model, data = config["model"], config["data"]["init_args"]
     cls_name = model["class_path"].split(".")[-1]
     variant = next(v for v, info in registry.variants().items() if info.cls.__name__ == cls_name)
-    data = config["data"]["init_args"]
-    return variant, dict(model.get("init_args", {})), int(data["batch_size"]), int(data["image_size"])
+    hparams = dict(model.get("init_args") or {})
+    return Recipe(name, variant, hparams, int(data["batch_size"]), int(data["image_size"]))
 
 
-def datamodule(gan: GAN, batch: int, size: int, batches: int) -> Synthetic:
-    return Synthetic(num_images=batch * batches, image_channels=gan.hparams.image_channels, image_size=size,
-                     batch_size=batch)  # fmt: skip
+def schedule_period(gan: GAN) -> int:
+    """Batches after which the training schedule repeats: WGAN's critic round, StyleGAN2's lazy intervals."""
+    hp = gan.hparams
+    if gan.variant == "wgan":
+        return int(hp.n_critic)
+    if gan.variant == "stylegan2":
+        return math.lcm(int(hp.d_reg_interval), int(hp.g_reg_interval))
+    return 1
 
 
-def lightning_ips(gan: GAN, dm: Synthetic, batches: int, warmup: int, device: str, precision: str, opts) -> float:
-    timer = Timer(warmup)
-    trainer = L.Trainer(
-        accelerator=device, devices=1, precision=precision, max_epochs=1, limit_train_batches=batches,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer, StopAt(batches=batches), TrainingOptions(**opts)],
-    )  # fmt: skip
-    trainer.fit(gan, dm)
-    return (batches - warmup) * dm.batch_size / (timer.end - timer.start)
+def make_batches(gan: GAN, recipe: Recipe, count: int, device: str) -> list[Batch]:
+    """``count`` batches of synthetic images in [-1, 1] of the recipe's shape, with labels, on ``device``."""
+    hp = gan.hparams
+    data = Synthetic(
+        num_images=count * recipe.batch_size, num_classes=gan.num_classes or 4, image_channels=hp.image_channels,
+        image_size=recipe.image_size, batch_size=recipe.batch_size,
+    ).build_dataset("train")  # fmt: skip
+    images, labels = to_unit_range(data.images).to(device), data.labels.to(device)
+    return list(zip(images.split(recipe.batch_size), labels.split(recipe.batch_size), strict=True))
 
 
-def plain_ips(gan: GAN, dm: Synthetic, batches: int, warmup: int, device: str) -> float:
-    gan = gan.to(device).train()
-    opt_g, opt_d = gan.configure_optimizers()
-    step = PLAIN_STEPS[gan.variant]
-    dm.setup()
-    for i, (real, _) in enumerate(dm.train_dataloader()):
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        step(gan, opt_g, opt_d, real.to(device, non_blocking=True))
-    _sync(device)
-    return (batches - warmup) * dm.batch_size / (time.perf_counter() - start)
+# --------------------------------------------------------------------------------------------------
+# The plain loops: what one would write by hand for each recipe. Each ``plain_<variant>`` builds the optimizers
+# and returns them with the function that trains one batch.
 
 
-def sampling_ips(gan: GAN, device: str, n: int = 1024) -> float:
-    gan = gan.to(device).eval()
-    gan.sample(64, seed=0)
-    _sync(device)
-    start = time.perf_counter()
-    gan.sample(n, seed=0, batch_size=256)
-    _sync(device)
-    return n / (time.perf_counter() - start)
+def _update(opt: torch.optim.Optimizer, loss: Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _ema(gan: GAN) -> Callable[[int], None]:
+    """The generator EMA with a half-life of ``ema_kimg`` thousand images: ``beta = 0.5 ** (n / (1000 ema_kimg))``."""
+    if gan.generator_ema is None:
+        return lambda n: None
+    params = list(zip(gan.generator_ema.parameters(), gan.generator.parameters(), strict=True))
+    buffers = list(zip(gan.generator_ema.buffers(), gan.generator.buffers(), strict=True))
+    kimg = float(gan.hparams.ema_kimg)
+
+    @torch.no_grad()
+    def update(n: int) -> None:
+        beta = 0.5 ** (n / (1000.0 * kimg))
+        for p_ema, p in params:
+            p_ema.lerp_(p, 1.0 - beta)
+        for b_ema, b in buffers:
+            b_ema.copy_(b)
+
+    return update
+
+
+def plain_dcgan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """DCGAN: one D step (non-saturating logistic loss on real and fake), one G step on the same fakes, EMA."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+    opt_g = torch.optim.Adam(G.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+
+    def step(i: int, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        n = len(real)
+        fake = G(torch.randn(n, hp.latent_dim, device=device))
+        D.requires_grad_(True)
+        d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
+        _update(opt_d, d_loss)
+        D.requires_grad_(False)
+        g_loss = F.softplus(-D(fake)).mean()
+        _update(opt_g, g_loss)
+        ema(n)
+        return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach()}
+
+    return [opt_g, opt_d], step
+
+
+def plain_cgan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """cGAN: fakes take the real batch's labels; one D step with the hinge loss on the projection D's logits, one G
+    step (``-E[D(G(z, c), c)]``) on the same fakes, EMA."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+    opt_g = torch.optim.Adam(G.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+
+    def step(i: int, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        n = len(real)
+        c = F.one_hot(labels, hp.num_classes).float()
+        fake = G(torch.randn(n, hp.latent_dim, device=device), c)
+        D.requires_grad_(True)
+        d_loss = F.relu(1.0 - D(real, c)).mean() + F.relu(1.0 + D(fake.detach(), c)).mean()
+        _update(opt_d, d_loss)
+        D.requires_grad_(False)
+        g_loss = -D(fake, c).mean()
+        _update(opt_g, g_loss)
+        ema(n)
+        return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach()}
+
+    return [opt_g, opt_d], step
+
+
+def plain_wgan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """WGAN-GP (or clipping): every batch one critic step, ``E[D(G(z))] - E[D(x)] + lambda GP`` on interpolates;
+    after every ``n_critic``-th batch one G step (``-E[D(G(z))]``) on new latents and one EMA step, as ganzoo's
+    batch end does."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+    if hp.lipschitz == "gp":
+        opt_g = torch.optim.Adam(G.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+        opt_d = torch.optim.Adam(D.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    else:
+        opt_g, opt_d = torch.optim.RMSprop(G.parameters(), lr=hp.lr), torch.optim.RMSprop(D.parameters(), lr=hp.lr)
+
+    def step(i: int, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        n = len(real)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake = G(torch.randn(n, hp.latent_dim, device=device))
+        d_loss = D(fake).mean() - D(real).mean()
+        if hp.lipschitz == "gp":
+            eps = torch.rand(n, 1, 1, 1, device=device)
+            xhat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(xhat).sum(), xhat, create_graph=True)
+            d_loss = d_loss + hp.gp_weight * (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+        _update(opt_d, d_loss)
+        if hp.lipschitz == "clip":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-hp.clip_value, hp.clip_value)
+        losses = {"loss/d": d_loss.detach()}
+        if (i + 1) % hp.n_critic == 0:
+            D.requires_grad_(False)
+            g_loss = -D(G(torch.randn(n, hp.latent_dim, device=device))).mean()
+            _update(opt_g, g_loss)
+            losses["loss/g"] = g_loss.detach()
+            ema(n)
+        return losses
+
+    return [opt_g, opt_d], step
+
+
+def plain_stylegan2(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """StyleGAN2 as NVIDIA's training loop runs it: Gmain (non-saturating loss); Greg (path length on half the batch,
+    weighted by ``pl_weight * g_reg_interval``) every ``g_reg_interval`` batches if ``pl_weight``; Dmain (logistic loss
+    on reals and on fresh fakes, which update ``w_avg``); Dreg (R1 on reals, weighted by ``r1_gamma / 2 *
+    d_reg_interval``) every ``d_reg_interval`` batches; style mixing and DiffAugment as the recipe sets them; Adam with
+    lr and betas adjusted for the lazy intervals; EMA."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+    optimizers = []
+    for net, k in ((G, hp.g_reg_interval), (D, hp.d_reg_interval)):
+        ratio = k / (k + 1)
+        betas = (hp.betas[0] ** ratio, hp.betas[1] ** ratio)
+        optimizers.append(torch.optim.Adam(net.parameters(), lr=hp.lr * ratio, betas=betas, eps=1e-8))
+    opt_g, opt_d = optimizers
+    pl_mean = torch.zeros([], device=device)
+    layers = torch.arange(G.num_ws, device=device)[None, :, None]
+
+    def augment(x: Tensor) -> Tensor:
+        return diff_augment(x, hp.augment) if hp.augment else x
+
+    def run_G(n: int, c: Tensor, update_emas: bool = False) -> tuple[Tensor, Tensor]:
+        z = torch.randn(n, hp.latent_dim, device=device)
+        ws = G.mapping(z, c, update_emas=update_emas)
+        if hp.style_mixing_prob > 0:  # styles from a random layer on come from a second z, for the whole batch
+            cutoff = torch.randint(1, G.num_ws, [], device=device)
+            cutoff = torch.where(torch.rand([], device=device) < hp.style_mixing_prob, cutoff, G.num_ws)
+            ws = torch.where(layers >= cutoff, G.mapping(torch.randn_like(z), c), ws)
+        return G.synthesis(ws, noise_mode="random"), ws
+
+    def step(i: int, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        n = len(real)
+        c = F.one_hot(labels, hp.num_classes).float() if hp.num_classes else real.new_zeros(n, 0)
+        losses = {}
+        # Gmain, Greg
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        fake, _ = run_G(n, c)
+        losses["loss/g"] = F.softplus(-D(augment(fake), c)).mean()
+        _update(opt_g, losses["loss/g"])
+        if hp.pl_weight and i % hp.g_reg_interval == 0:
+            m = max(n // 2, 1)
+            fake, ws = run_G(m, c[:m])
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+            lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+            mean = pl_mean.lerp(lengths.mean(), 0.01)
+            pl_mean.copy_(mean.detach())
+            penalty = (lengths - mean).square()
+            # fake * 0: every parameter takes part in the step, as in NVIDIA's loss
+            _update(opt_g, (fake[:, 0, 0, 0] * 0 + penalty).mean() * (hp.pl_weight * hp.g_reg_interval))
+            losses["penalty/pl"] = penalty.mean()
+        # Dmain, Dreg
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake, _ = run_G(n, c, update_emas=True)
+        losses["loss/d"] = F.softplus(-D(augment(real), c)).mean() + F.softplus(D(augment(fake), c)).mean()
+        _update(opt_d, losses["loss/d"])
+        if hp.r1_gamma and i % hp.d_reg_interval == 0:
+            real = real.detach().requires_grad_(True)
+            logits = D(augment(real), c).flatten()
+            (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3))
+            _update(opt_d, (logits * 0 + r1).mean() * (hp.r1_gamma / 2 * hp.d_reg_interval))
+            losses["penalty/r1"] = r1.mean()
+        ema(n)
+        return {k: v.detach() for k, v in losses.items()}
+
+    return [opt_g, opt_d], step
+
+
+PLAIN: dict[str, Callable[[GAN, str], tuple[list[torch.optim.Optimizer], Step]]] = {
+    "dcgan": plain_dcgan,
+    "cgan": plain_cgan,
+    "wgan": plain_wgan,
+    "stylegan2": plain_stylegan2,
+}
+
+
+def check_optimizers(gan: GAN, plain: list[torch.optim.Optimizer]) -> None:
+    """The plain loop's optimizers have ganzoo's classes, parameters and settings."""
+    ours = gan.configure_optimizers()
+    ours = ours if isinstance(ours, list | tuple) else [ours]
+    for a, b in zip(plain, ours, strict=True):
+        groups = [[{k: v for k, v in g.items() if k != "params"} for g in o.param_groups] for o in (a, b)]
+        params = [[id(p) for g in o.param_groups for p in g["params"]] for o in (a, b)]
+        if type(a) is not type(b) or groups[0] != groups[1] or params[0] != params[1]:
+            raise SystemExit(
+                f"{gan.variant}: the plain loop's {type(a).__name__} {groups[0]} is not ganzoo's {type(b).__name__} "
+                f"{groups[1]}, or updates other parameters: update the plain loop"
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# Measurements
 
 
 def _sync(device: str) -> None:
@@ -125,26 +318,181 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def peak_memory_mb(device: str) -> float:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak RSS (Linux: KiB)
+def _unchanged(net: torch.nn.Module, ref: torch.nn.Module) -> bool:
+    return all(torch.equal(a.cpu(), b) for a, b in zip(net.parameters(), ref.parameters(), strict=True))
+
+
+def _check_trained(label: str, gan: GAN, base: GAN, batches: int, losses: dict[str, Tensor] | None = None) -> None:
+    """Losses finite, and the discriminator, the generator and its EMA all changed: the loop really trained."""
+    bad = [k for k, v in (losses or {}).items() if not torch.isfinite(v).all()]
+    nets = ["discriminator"]
+    if batches >= gan.hparams.get("n_critic", 1):  # WGAN's first generator step comes after n_critic batches
+        nets += ["generator"] + (["generator_ema"] if gan.generator_ema is not None else [])
+    same = [name for name in nets if _unchanged(getattr(gan, name), getattr(base, name))]
+    if bad or same:
+        raise SystemExit(f"{label}: non-finite {bad} or unchanged {same}: the loop did not train")
+
+
+def plain_seconds(base: GAN, batches: list[Batch], warmup: int, device: str) -> float:
+    gan = copy.deepcopy(base).to(device)
+    gan.generator.train()
+    gan.discriminator.train()
+    optimizers, step = PLAIN[gan.variant](gan, device)
+    check_optimizers(gan, optimizers)
+    images_seen = 0  # the loop's clock, as ganzoo keeps one (the schedules count batches by i)
+    start = time.perf_counter()
+    for i, (real, labels) in enumerate(batches):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        losses = step(i, real, labels)
+        images_seen += len(real)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    assert images_seen == sum(len(real) for real, _ in batches)
+    _check_trained(f"{gan.variant} plain loop", gan, base, len(batches), losses)
+    return seconds
+
+
+class Loader:
+    """The batches as one iterable for ``Trainer.fit`` (a list would be taken for a list of data loaders)."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class Timer(L.Callback):
+    """Wall time from the end of the warm-up batches to the end of the last batch, the module's batch end included."""
+
+    def __init__(self, warmup: int, device: str) -> None:
+        self.warmup, self.device, self.start, self.end = warmup, device, 0.0, 0.0
+
+    def on_train_batch_end(self, trainer: L.Trainer, gan: GAN, outputs, batch, batch_idx: int) -> None:
+        gan.end_batch(batch)  # counters, EMA, schedules (idempotent: the module's own hook then does nothing)
+        _sync(self.device)
+        self.end = time.perf_counter()
+        if gan.batches_seen == self.warmup:
+            self.start = self.end
+
+
+def ganzoo_seconds(
+    base: GAN, batches: list[Batch], warmup: int, device: str, precision: str = "32-true", options: dict | None = None
+) -> float:
+    gan, timer = copy.deepcopy(base), Timer(warmup, device)
+    if options and options.get("compile"):
+        torch._dynamo.reset()  # each copy would otherwise count towards dynamo's recompile limit
+    callbacks = [timer] + ([TrainingOptions(**options)] if options else [])
+    trainer = L.Trainer(
+        accelerator=device, devices=1, precision=precision, max_epochs=1, limit_train_batches=len(batches),
+        num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=callbacks,
+    )  # fmt: skip
+    trainer.fit(gan, train_dataloaders=Loader(batches))
+    if gan.batches_seen != len(batches):
+        raise SystemExit(f"{gan.variant} ganzoo: trained {gan.batches_seen} batches of {len(batches)}")
+    _check_trained(f"{gan.variant} ganzoo", gan, base, len(batches))
+    return timer.end - timer.start
+
+
+def sampling_ips(base: GAN, device: str, n: int) -> float:
+    gan = copy.deepcopy(base).to(device).eval()
+    gan.sample(min(n, 64), seed=0)
+    _sync(device)
+    start = time.perf_counter()
+    gan.sample(n, seed=0, batch_size=256)
+    _sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def measure_recipe(recipe: Recipe, modes: list[tuple[str, str, dict]], args: argparse.Namespace) -> list[list[str]]:
+    """The table rows of one recipe: the plain loop and ganzoo's fp32 loop alternating, then ganzoo's speed options."""
+    device = args.device
+    torch.manual_seed(0)
+    base = registry.create(recipe.variant, **recipe.hparams)
+    period = schedule_period(base)
+    batches_timed = args.batches or math.ceil(30 / period) * period
+    batches = make_batches(base, recipe, args.warmup + batches_timed, device)
+    sample = f"{sampling_ips(base, device, args.sample):,.0f}" if args.sample else "-"
+
+    def measure(label: str, results: list[float], run: Callable[..., float], *run_args) -> None:
+        torch.set_num_threads(args.threads)  # the same for every run, whatever a Trainer set up
+        torch.manual_seed(len(results))  # run r of either loop draws the same random numbers
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        results.append(batches_timed * recipe.batch_size / run(base, batches, args.warmup, device, *run_args))
+        print(f"{recipe.name:20s} {label:40s} {results[-1]:10.1f} img/s", flush=True)
+
+    rows, plain = [], []
+    for label, precision, options in modes:
+        ours: list[float] = []
+        peak = 0.0
+        try:
+            for r in range(args.repeats):
+                # Alternate which loop goes first; the speed options are set against the fp32 plain runs.
+                for which in ("plain", "ganzoo") if r % 2 == 0 else ("ganzoo", "plain"):
+                    if which == "plain" and label == "fp32":
+                        measure("plain fp32", plain, plain_seconds)
+                    elif which == "ganzoo":
+                        measure(f"ganzoo {label}", ours, ganzoo_seconds, precision, options)
+                        if device == "cuda":
+                            peak = max(peak, torch.cuda.max_memory_allocated() / 2**20)
+        except Exception as e:  # a speed option this recipe cannot run: say why in its row
+            if label == "fp32":
+                raise
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:100].replace("|", "/")
+            rows.append(
+                [recipe.name, label, str(recipe.batch_size), str(batches_timed), "", "", f"failed: {reason}", "", ""]
+            )
+            continue
+        ref, ips = statistics.median(plain), statistics.median(ours)
+        rows.append([
+            recipe.name, label, str(recipe.batch_size), str(batches_timed), f"{ref:,.1f}", f"{ips:,.1f}",
+            f"{ips / ref:.3f}", sample if label == "fp32" else "", f"{peak:,.0f}" if device == "cuda" else "-",
+        ])  # fmt: skip
+    return rows
 
 
 def main() -> None:
+    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", nargs="*", default=sorted(p.stem for p in RECIPES.glob("*.yaml")))
-    parser.add_argument("--batches", type=int, default=30, help="batches per measurement (default 30)")
-    parser.add_argument("--warmup", type=int, default=5, help="batches not timed (default 5)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating measurements of each loop")
+    parser.add_argument("--recipes", default=",".join(sorted(p.stem for p in RECIPES.glob("*.yaml"))),
+                        help="comma-separated recipe names (default: all)")  # fmt: skip
+    parser.add_argument("--batches", type=int, help="timed batches per measurement (default: 30 rounded up to a "
+                        "multiple of the recipe's schedule: 30, or 32 for stylegan2-mnist-32)")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=5, help="untimed batches before them (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each loop, alternating (default 3)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=default_threads, help=f"torch CPU threads ({default_threads})")
+    parser.add_argument("--sample", type=int, default=1024, help="images for the sampling column; 0 to skip")
+    parser.add_argument("--output", type=Path, help="also write the table (and its header line) to this file")
     args = parser.parse_args()
+    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
+    unknown = [n for n in names if not (RECIPES / f"{n}.yaml").is_file()]
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; there are {sorted(p.stem for p in RECIPES.glob('*.yaml'))}")
+    if (args.batches is not None and args.batches < 1) or args.warmup < 1 or args.repeats < 1:
+        parser.error("--batches, --warmup and --repeats must be at least 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but CUDA is not available")
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    torch.set_num_threads(args.threads)
+    device = args.device
     hardware = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
-    print(f"# ganzoo {ganzoo.__version__}, torch {torch.__version__}, lightning {L.__version__}, {device}: "
-          f"{hardware}, {torch.get_num_threads()} threads")  # fmt: skip
-    print("| recipe | mode | batch | plain img/s | ganzoo img/s | ratio | sampling img/s | peak memory MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    header = (
+        f"ganzoo {ganzoo.__version__}, torch {torch.__version__}, lightning {L.__version__}, {device}: {hardware}, "
+        f"{torch.get_num_threads()} threads; --warmup {args.warmup} --repeats {args.repeats}"
+    )
+    print(f"# {header}", flush=True)
+
     modes = [("fp32", "32-true", {})]
     if device == "cuda":
         modes += [
@@ -152,28 +500,18 @@ def main() -> None:
             ("bf16 + channels_last", "bf16-mixed", {"channels_last": True}),
             ("bf16 + channels_last + compile", "bf16-mixed", {"channels_last": True, "compile": True}),
         ]
-    for name in args.recipes:
-        variant, hparams, batch, size = recipe_setup(name)
-        if variant not in PLAIN_STEPS:
-            print(f"| {name} | no plain loop for {variant} yet | | | | | | |")
-            continue
-        torch.manual_seed(0)
-        base = registry.create(variant, **hparams)
-        dm = datamodule(base, batch, size, args.batches)
-        plain = []
-        for _ in range(args.repeats):
-            plain.append(plain_ips(copy.deepcopy(base), dm, args.batches, args.warmup, device))
-        plain_fp32 = statistics.median(plain)
-        for label, precision, opts in modes:
-            ours = []
-            for _ in range(args.repeats):
-                if label == "fp32":  # interleave with the plain loop, so drift in machine load hits both
-                    plain.append(plain_ips(copy.deepcopy(base), dm, args.batches, args.warmup, device))
-                ours.append(lightning_ips(copy.deepcopy(base), dm, args.batches, args.warmup, device, precision, opts))
-            reference = statistics.median(plain) if label == "fp32" else plain_fp32
-            sample, ips = sampling_ips(copy.deepcopy(base), device), statistics.median(ours)
-            print(f"| {name} | {label} | {batch} | {reference:.0f} | {ips:.0f} | {ips / reference:.3f} | "
-                  f"{sample:.0f} | {peak_memory_mb(device):.0f} |")  # fmt: skip
+    rows = []
+    for name in names:
+        rows += measure_recipe(load_recipe(name), modes, args)
+
+    columns = ["recipe", "mode", "batch", "timed batches", "plain img/s", "ganzoo img/s", "ganzoo/plain"]
+    columns += ["sampling img/s"] + (["ganzoo peak memory MB"] if device == "cuda" else [])
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    lines += [f"| {' | '.join(row[: len(columns)])} |" for row in rows]
+    table = "\n".join(lines)
+    print(f"\n{header}\n\n{table}")
+    if args.output:
+        args.output.write_text(f"{header}\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -41,12 +41,24 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     return grad.square().sum(dim=tuple(range(1, grad.ndim))).mean()
 
 
-def path_length_penalty(fake: Tensor, ws: Tensor, pl_mean: Tensor, decay: float = 0.01) -> tuple[Tensor, Tensor]:
+def path_length_penalty(
+    fake: Tensor,
+    ws: Tensor,
+    pl_mean: Tensor,
+    decay: float = 0.01,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """StyleGAN2's path length regularisation (Karras et al. 2020, section 3.2):
 
     ``E_{w,y} (||J_w^T y||_2 - a)^2`` with ``y ~ N(0, I) / sqrt(H W)`` and ``a`` a running mean of the lengths,
-    here ``pl_mean`` (updated in place with ``decay``). ``J_w^T y`` is the gradient of ``sum(fake * y)`` with respect
-    to the styles ``ws`` ``[N, num_ws, w_dim]``; its length is averaged over the styles.
+    here ``pl_mean``, updated in place to ``a + decay (mean(lengths) - a)``. ``J_w^T y`` is the gradient of
+    ``sum(fake * y)`` with respect to the styles ``ws`` ``[N, num_ws, w_dim]``; its length is averaged over the
+    styles.
+
+    Args:
+        reduce: under data parallelism, the mean over processes of the batch's mean length, applied before the
+            update so that every process holds the same ``pl_mean``; the gradient still flows through this
+            process's own lengths.
 
     Returns:
         the penalty (a scalar to minimise) and the lengths ``[N]``.
@@ -54,7 +66,11 @@ def path_length_penalty(fake: Tensor, ws: Tensor, pl_mean: Tensor, decay: float 
     noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
     (grad,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
     lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
-    mean = pl_mean.lerp(lengths.mean(), decay)
+    batch_mean = lengths.mean().to(pl_mean.dtype)  # fp32 even when the lengths came out of fp16 autocast
+    if reduce is not None:
+        local = batch_mean.detach()
+        batch_mean = batch_mean + (reduce(local.clone()) - local)
+    mean = pl_mean.lerp(batch_mean, decay)
     pl_mean.copy_(mean.detach())
     return (lengths - mean).square().mean(), lengths
 

@@ -131,3 +131,23 @@ def test_two_rank_resume_is_exact(variant, tmp_path):
         n = len(b["draws"]["rng"])
         assert n >= 3 and all(torch.equal(x, y) for x, y in zip(a["draws"]["rng"][-n:], b["draws"]["rng"], strict=True))
     assert not torch.equal(straight[0]["draws"]["rng"][-1], straight[1]["draws"]["rng"][-1])
+
+
+@pytest.mark.slow
+def test_the_stylegan2_recipe_trains_on_two_processes_with_every_regulariser_on(tmp_path, data_root):
+    """The issue's acceptance command: the shipped recipe, 2 CPU processes, R1 and path length every 2 batches (run
+    in tmp_path, where the recipe's relative runs/ folder goes)."""
+    cmd = [sys.executable, "-m", "ganzoo.cli", "fit", "--config", str(REPO / "recipes" / "stylegan2-mnist-32.yaml"),
+           "--trainer.devices=2", "--trainer.accelerator=cpu", "--model.r1_gamma=1", "--model.pl_weight=2",
+           "--model.d_reg_interval=2", "--model.g_reg_interval=2", "--trainer.max_epochs=1",
+           "--trainer.limit_train_batches=5", "--trainer.enable_progress_bar=false",
+           "--trainer.callbacks+=tests.rank_state.DumpRankState", f"--trainer.callbacks.out={tmp_path}"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["batches_seen"] for r in ranks] == [5, 5] and ranks[0]["images_seen"] == 5 * 2 * 32
+    for key, value in ranks[0]["state"].items():
+        torch.testing.assert_close(ranks[1]["state"][key], value, rtol=0, atol=0, msg=key)
+    assert_same_optimizer_states(ranks[0]["optimizers"], ranks[1]["optimizers"])
+    assert ranks[0]["state"]["pl_mean"] > 0  # path length ran (batches 0, 2, 4), its mean shared

@@ -33,6 +33,7 @@ License, non-commercial) was read to learn its conventions and none of it is rep
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -168,7 +169,8 @@ def modulated_conv2d(
     x = x * styles.to(x.dtype)[:, :, None, None]
     x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2) if up else F.conv2d(x, weight, padding=padding)
     if demodulate:
-        d = ((weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()
+        # sum_ik (s_i W_jik)^2 = sum_i s_i^2 sum_k W_jik^2: a [N, in] x [in, out] product, never [N, out, in, k, k].
+        d = (styles.square() @ weight.to(styles.dtype).square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()
         x = x * d.to(x.dtype)[:, :, None, None]
     return x
 
@@ -378,13 +380,13 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(x.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is None:
             return x
         x = x[:, None].repeat(1, self.num_ws, 1)
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x = torch.cat([self.w_avg.lerp(x[:, :cutoff], truncation_psi), x[:, cutoff:]], dim=1)
+            x = torch.cat([self.w_avg.to(x.dtype).lerp(x[:, :cutoff], truncation_psi), x[:, cutoff:]], dim=1)
         return x
 
 
@@ -472,10 +474,10 @@ class DiscriminatorBlock(nn.Module):
 
 class MinibatchStdLayer(nn.Module):
     """Appends the standard deviation of features over groups of ``group_size`` samples (Karras et al. 2018):
-    samples ``i, i + N/G, i + 2N/G, ...`` form a group; the std is averaged over channels (in ``num_channels``
-    slices) and pixels, and broadcast as extra channels."""
+    samples ``i, i + N/G, i + 2N/G, ...`` form a group (``None``: the whole minibatch); the std is averaged over
+    channels (in ``num_channels`` slices) and pixels, and broadcast as extra channels."""
 
-    def __init__(self, group_size: int, num_channels: int = 1) -> None:
+    def __init__(self, group_size: int | None, num_channels: int = 1) -> None:
         super().__init__()
         self.group_size, self.num_channels = group_size, num_channels
 
@@ -485,10 +487,11 @@ class MinibatchStdLayer(nn.Module):
         if n % g:
             raise ValueError(f"minibatch std: batch {n} is not a multiple of the group size {g}")
         f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)
+        # In fp32 whatever the input: in fp16 the 1e-8 underflows, and sqrt'(0) makes R1's double backward infinite.
+        y = x.float().reshape(g, -1, f, c // f, h, w)
         y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # std over each group
         y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1).repeat(g, 1, h, w)
-        return torch.cat([x, y], dim=1)
+        return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -500,7 +503,7 @@ class DiscriminatorEpilogue(nn.Module):
         cmap_dim: int,
         resolution: int,
         *,
-        mbstd_group_size: int = 4,
+        mbstd_group_size: int | None = 4,
         mbstd_num_channels: int = 1,
         conv_clamp: float | None = None,
     ) -> None:
@@ -626,17 +629,28 @@ class StyleGAN2(GAN):
         channel_base, channel_max: a block at resolution ``r`` has ``min(channel_base // r, channel_max)`` channels.
         conv_clamp: clamp of every convolution's output (256 in ADA); ``None`` for none.
         d_architecture: ``"resnet"`` (paper) or ``"orig"`` (ADA's ``cifar`` config).
-        mbstd_group_size: minibatch standard deviation group (4; the batch per process must be a multiple).
+        mbstd_group_size: minibatch standard deviation group (4; the batch per process must be a multiple);
+            ``None`` for the whole batch.
         lr, betas: Adam, before the lazy-regularisation adjustment ``lr * k / (k + 1)``, ``beta ** (k / (k + 1))``.
         r1_gamma: weight of the R1 penalty ``gamma / 2 * E ||grad D(x)||^2`` on reals (Mescheder et al. 2018).
         pl_weight: weight of the path-length penalty (0 to turn it off).
-        style_mixing_prob: probability that a training sample switches to a second ``w`` at a random layer.
+        style_mixing_prob: probability that a training batch's styles switch to those of a second ``z`` from a
+            random layer on.
         g_reg_interval, d_reg_interval: lazy regularisation intervals, in batches.
         ema_kimg: half-life of the generator EMA in thousands of images.
         augment: a DiffAugment policy (``"color,translation,cutout"``) for small data; ``None`` for none.
         class_names: names of the ``num_classes`` classes, for the card and ``ganzoo info``.
-        w_avg_beta: decay of the tracked average ``w`` per batch (0.995 in ADA, 0.998 in the StyleGAN3 code).
+        w_avg_beta: decay of the tracked average ``w`` per batch (0.995 in ADA, 0.998 in the StyleGAN3 code; 1 keeps
+            it fixed, as in NVIDIA's conversions of TensorFlow networks).
+        mapping_lr_multiplier: learning-rate multiplier of the mapping network's layers (0.01 in the paper).
+        d_mapping_layers, d_mapping_lr_multiplier: depth and learning-rate multiplier of a conditional
+            discriminator's label mapping (8 and 0.01 in StyleGAN2-ADA; 0 and 0.1 in its conversions of
+            TensorFlow networks, which embed the label only).
+        use_noise: per-pixel noise inputs in the synthesis layers.
+        mbstd_num_channels: features of the minibatch standard deviation layer (0 turns it off).
     """
+
+    constant_buffers = ("resample_filter", "noise_const")  # never change in training: not re-broadcast under DDP
 
     def __init__(
         self,
@@ -650,7 +664,7 @@ class StyleGAN2(GAN):
         channel_max: int = 512,
         conv_clamp: float | None = 256,
         d_architecture: str = "resnet",
-        mbstd_group_size: int = 4,
+        mbstd_group_size: int | None = 4,
         lr: float = 0.0025,
         betas: tuple[float, float] = (0.0, 0.99),
         r1_gamma: float = 10.0,
@@ -662,6 +676,11 @@ class StyleGAN2(GAN):
         augment: str | None = None,
         class_names: list[str] | None = None,
         w_avg_beta: float = 0.995,
+        mapping_lr_multiplier: float = 0.01,
+        d_mapping_layers: int = 8,
+        d_mapping_lr_multiplier: float = 0.01,
+        use_noise: bool = True,
+        mbstd_num_channels: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -669,12 +688,15 @@ class StyleGAN2(GAN):
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         self.generator = Generator(
             latent_dim, num_classes, w_dim, image_size, image_channels,
-            mapping_kwargs=dict(num_layers=mapping_layers, w_avg_beta=w_avg_beta),
-            synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, conv_clamp=conv_clamp),
+            mapping_kwargs=dict(num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta),
+            synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max, conv_clamp=conv_clamp,
+                                  use_noise=use_noise),
         )  # fmt: skip
         self.discriminator = Discriminator(
             num_classes, image_size, image_channels, architecture=d_architecture, channel_base=channel_base,
-            channel_max=channel_max, conv_clamp=conv_clamp, epilogue_kwargs=dict(mbstd_group_size=mbstd_group_size),
+            channel_max=channel_max, conv_clamp=conv_clamp,
+            mapping_kwargs=dict(num_layers=d_mapping_layers, lr_multiplier=d_mapping_lr_multiplier),
+            epilogue_kwargs=dict(mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels),
         )  # fmt: skip
         self.init_ema(ema_kimg)
         self.register_buffer("pl_mean", torch.zeros([]))
@@ -768,7 +790,7 @@ class StyleGAN2(GAN):
         real, labels = batch
         hp = self.hparams
         n = len(real)
-        c = self.one_hot(labels, n) if hp.num_classes else real.new_zeros(n, 0)
+        c = self.batch_labels(labels) if hp.num_classes else real.new_zeros(n, 0)
         opt_g, opt_d = self.optimizers()
         G, D = self.net("generator"), self.net("discriminator")
         step = self.batches_seen  # batches done before this one: the lazy intervals count these
@@ -781,8 +803,10 @@ class StyleGAN2(GAN):
             if hp.pl_weight and step % hp.g_reg_interval == 0:
                 m = max(n // 2, 1)
                 fake, ws = self._run_generator(G, m, c[:m], return_ws=True)
-                penalty, lengths = losses.path_length_penalty(fake, ws, self.pl_mean, decay=0.01)
-                self.update(opt_g, penalty * hp.pl_weight * hp.g_reg_interval)
+                reduce = self._mean_over_processes if self.trainer.world_size > 1 else None
+                penalty, lengths = losses.path_length_penalty(fake, ws, self.pl_mean, decay=0.01, reduce=reduce)
+                # + fake * 0: the penalty alone never reaches the toRGB biases, and DDP wants every parameter used.
+                self.update(opt_g, penalty * hp.pl_weight * hp.g_reg_interval + fake[:, 0, 0, 0].sum() * 0)
                 logs["penalty/pl"] = penalty.detach()
                 logs["score/pl_length"] = lengths.mean().detach()
 
@@ -794,11 +818,17 @@ class StyleGAN2(GAN):
             self.update(opt_d, logs["loss/d"])
             if hp.r1_gamma and step % hp.d_reg_interval == 0:
                 real = real.detach().requires_grad_(True)
-                penalty = losses.r1_penalty(D(self._augment(real), c), real)
-                self.update(opt_d, penalty * (hp.r1_gamma / 2) * hp.d_reg_interval)
+                logits = D(self._augment(real), c)
+                penalty = losses.r1_penalty(logits, real)
+                # + logits * 0: R1, a gradient with respect to the input, never reaches D's output bias; DDP wants
+                # every parameter used.
+                self.update(opt_d, penalty * (hp.r1_gamma / 2) * hp.d_reg_interval + logits.sum() * 0)
                 logs["penalty/r1"] = penalty.detach()
         logs["score/real"] = real_logits.detach().mean()
-        self.log_dict(logs, prog_bar=False, sync_dist=True)
+        self.log_dict(logs, prog_bar=False)
+
+    def _mean_over_processes(self, x: Tensor) -> Tensor:
+        return self.trainer.strategy.reduce(x, reduce_op="mean")
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
@@ -815,49 +845,35 @@ class StyleGAN2(GAN):
     def from_upstream(cls, data: dict[str, Any]) -> StyleGAN2:
         """A model from NVIDIA's network pickle, read as data by :func:`ganzoo.convert.read_nvidia_pickle`:
         ``G_ema`` into ``generator_ema``, ``G`` into ``generator`` (``G_ema`` again when absent), ``D`` when
-        present; the architecture from ``G_ema``'s own init arguments. fp16 flags are ignored (fp32)."""
+        present; the architecture from the networks' own init arguments (see :func:`_hparams_from_nvidia`). fp16
+        flags are ignored (fp32). A pickle without ``D`` (a generator-only release) gets a freshly initialised
+        discriminator, named in ``untrained_parts``."""
         from ganzoo.convert import PersistentObject
 
-        g_ema, d = data.get("G_ema"), data.get("D")
+        g_ema = data.get("G_ema")
         if not isinstance(g_ema, PersistentObject):
             raise ValueError(f"no G_ema network in this pickle (it holds {sorted(data)})")
-        for net in (g_ema, d):
-            if isinstance(net, PersistentObject) and "stylegan3" in net.class_name:
-                raise ValueError(
-                    f"{net.class_name} is an alias-free StyleGAN3 network, which ganzoo does not build; StyleGAN2 "
-                    f"networks from the stylegan2-ada-pytorch and stylegan3 repositories load"
-                )
-        kw = g_ema.init_kwargs
-        mapping, synthesis = dict(kw.get("mapping_kwargs", {})), dict(kw.get("synthesis_kwargs", {}))
-        hparams = dict(
-            image_size=kw["img_resolution"], image_channels=kw["img_channels"], latent_dim=kw["z_dim"],
-            w_dim=kw["w_dim"], num_classes=kw["c_dim"], mapping_layers=mapping.pop("num_layers", 8),
-            w_avg_beta=mapping.pop("w_avg_beta", 0.995), channel_base=synthesis.pop("channel_base", 32768),
-            channel_max=synthesis.pop("channel_max", 512), conv_clamp=synthesis.pop("conv_clamp", None),
-        )  # fmt: skip
-        unsupported = _unsupported({**mapping, **synthesis}, {"lr_multiplier": 0.01, "architecture": "skip"})
-        if isinstance(d, PersistentObject):
-            dkw = dict(d.init_kwargs)
-            epilogue = dict(dkw.pop("epilogue_kwargs", None) or {})
-            hparams["d_architecture"] = dkw.pop("architecture", "resnet")
-            hparams["mbstd_group_size"] = epilogue.pop("mbstd_group_size", 4)
-            for key in ("c_dim", "img_resolution", "img_channels"):
-                dkw.pop(key, None)
-            same = {"channel_base": hparams["channel_base"], "channel_max": hparams["channel_max"],
-                    "conv_clamp": hparams["conv_clamp"], "mbstd_num_channels": 1, "cmap_dim": None}  # fmt: skip
-            for key in ("block_kwargs", "mapping_kwargs"):
-                unsupported |= _unsupported(dict(dkw.pop(key, None) or {}), {})
-            unsupported |= _unsupported({**dkw, **epilogue}, same)
+        g = data["G"] if isinstance(data.get("G"), PersistentObject) else g_ema
+        d = data["D"] if isinstance(data.get("D"), PersistentObject) else None
+        g_state = g_ema.state_dict()
+        if "stylegan3" in g_ema.class_name or any(k.startswith("synthesis.input.") for k in g_state):
+            raise ValueError(
+                f"{g_ema.class_name} is an alias-free StyleGAN3 network, which ganzoo does not build; StyleGAN2 "
+                f"networks from the stylegan2-ada-pytorch and stylegan3 repositories load"
+            )
+        if "synthesis.b4.const" not in g_state:
+            raise ValueError(f"G_ema ({g_ema.class_name}) is not a StyleGAN2 generator: it has no synthesis.b4.const")
+        hparams, unsupported = _hparams_from_nvidia(g_ema.init_kwargs, d.init_kwargs if d is not None else None)
         if unsupported:
             raise ValueError(f"this pickle's networks use options ganzoo's StyleGAN2 does not build: {unsupported}")
         gan = cls(**hparams, ema_kimg=10.0)
-        g = data.get("G") if isinstance(data.get("G"), PersistentObject) else g_ema
         state = {f"generator.{k}": v for k, v in g.state_dict().items()}
-        state |= {f"generator_ema.{k}": v for k, v in g_ema.state_dict().items()}
-        if isinstance(d, PersistentObject):
+        state |= {f"generator_ema.{k}": v for k, v in g_state.items()}
+        if d is not None:
             state |= {f"discriminator.{k}": v for k, v in d.state_dict().items()}
         else:
             state |= {k: v for k, v in gan.state_dict().items() if k.startswith("discriminator.")}
+            gan.untrained_parts = {"discriminator"}
         state["pl_mean"] = gan.pl_mean
         gan.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
         return gan.eval()
@@ -865,12 +881,141 @@ class StyleGAN2(GAN):
 
 # Upstream options that change how a network runs, not what it computes (precision, memory layout, training
 # speed-ups and layer freezing for fine-tuning): ignored when converting.
-_RUNTIME_OPTIONS = {"num_fp16_res", "fused_modconv_default", "channels_last", "freeze_layers", "use_fp16"}
+_RUNTIME_OPTIONS = {
+    "num_fp16_res", "use_fp16", "fp16_channels_last", "channels_last", "fused_modconv_default", "freeze_layers",
+}  # fmt: skip
 
 
-def _unsupported(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The options that are neither runtime switches nor at the value ganzoo builds."""
-    return {k: v for k, v in options.items() if k not in _RUNTIME_OPTIONS and defaults.get(k, object()) != v}
+# The arguments of NVIDIA's Generator other than the synthesis options.
+_GENERATOR_ARGS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs"}
+
+
+def _is_lrelu(value: Any) -> bool:
+    return value == "lrelu"
+
+
+def _is_fir_1331(value: Any) -> bool:
+    return isinstance(value, list | tuple) and list(value) == [1, 3, 3, 1]
+
+
+class _Options:
+    """One upstream kwargs dict read against what ganzoo builds: :meth:`take` the options that become hparams,
+    :meth:`accept` those ganzoo builds only at some values; whatever else is left, apart from runtime switches,
+    lands in ``unsupported`` under its dotted name (``"G.synthesis_kwargs.architecture"``)."""
+
+    def __init__(self, where: str, options: dict[str, Any] | None, unsupported: dict[str, Any]) -> None:
+        self.where, self.options, self.unsupported = where, dict(options or {}), unsupported
+
+    def take(self, key: str, default: Any) -> Any:
+        return self.options.pop(key, default)
+
+    def accept(self, key: str, ok: Callable[[Any], bool]) -> None:
+        if key in self.options:
+            value = self.options.pop(key)
+            if not ok(value):
+                self.unsupported[self.where + key] = value
+
+    def refuse(self, key: str, value: Any) -> None:
+        self.unsupported[self.where + key] = value
+
+    def done(self) -> None:
+        for key, value in self.options.items():
+            if key not in _RUNTIME_OPTIONS:
+                self.unsupported[self.where + key] = value
+
+
+def _hparams_from_nvidia(
+    g_kwargs: dict[str, Any], d_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """StyleGAN2 hparams from the init arguments of NVIDIA's ``Generator`` and ``Discriminator``, and the options
+    ganzoo does not build (empty when it builds them all).
+
+    Two layouts exist: stylegan2-ada-pytorch's ``training/networks.py`` nests the synthesis options in
+    ``synthesis_kwargs``; the stylegan3 repository's ``training/networks_stylegan2.py`` takes them at the top
+    level, and its defaults differ (``conv_clamp`` 256, ``w_avg_beta`` 0.998). An option missing from the
+    arguments has its repository's default. NVIDIA's TensorFlow converter (``legacy.py``) writes every option,
+    including ones equal to ganzoo's only in effect (``embed_features=None``: as wide as ``w``).
+    """
+    unsupported: dict[str, Any] = {}
+    g = _Options("G.", g_kwargs, unsupported)
+    if "synthesis_kwargs" in g.options:  # stylegan2-ada-pytorch
+        synthesis = _Options("G.synthesis_kwargs.", g.take("synthesis_kwargs", None), unsupported)
+        conv_clamp_default, w_avg_beta_default = None, 0.995
+    else:  # stylegan3's networks_stylegan2: everything but z, c, w, the image size and the mapping is synthesis's
+        top = {k: g.options.pop(k) for k in list(g.options) if k not in _GENERATOR_ARGS}
+        synthesis = _Options("G.", top, unsupported)
+        conv_clamp_default, w_avg_beta_default = 256, 0.998
+    missing = [k for k in ("z_dim", "w_dim", "img_resolution", "img_channels") if k not in g.options]
+    if missing:
+        raise ValueError(f"G_ema's init arguments lack {missing}: not a network pickle ganzoo can read")
+    c_dim, w_dim = g.take("c_dim", 0), g.take("w_dim", None)
+    hp: dict[str, Any] = dict(
+        image_size=g.take("img_resolution", None), image_channels=g.take("img_channels", None),
+        latent_dim=g.take("z_dim", None), w_dim=w_dim, num_classes=c_dim,
+    )  # fmt: skip
+    mapping = _Options("G.mapping_kwargs.", g.take("mapping_kwargs", None), unsupported)
+    g.done()
+
+    hp["mapping_layers"] = mapping.take("num_layers", 8)
+    hp["mapping_lr_multiplier"] = mapping.take("lr_multiplier", 0.01)
+    hp["w_avg_beta"] = mapping.take("w_avg_beta", w_avg_beta_default)
+    if hp["w_avg_beta"] is None:  # no w_avg buffer: nothing to truncate towards
+        mapping.refuse("w_avg_beta", None)
+    mapping.accept("embed_features", lambda v: v in (None, w_dim) or not c_dim)
+    mapping.accept("layer_features", lambda v: v in (None, w_dim))
+    mapping.accept("activation", _is_lrelu)
+    mapping.done()
+
+    hp["channel_base"] = synthesis.take("channel_base", 32768)
+    hp["channel_max"] = synthesis.take("channel_max", 512)
+    hp["conv_clamp"] = synthesis.take("conv_clamp", conv_clamp_default)
+    hp["use_noise"] = synthesis.take("use_noise", True)
+    synthesis.accept("architecture", lambda v: v == "skip")
+    synthesis.accept("resample_filter", _is_fir_1331)
+    synthesis.accept("activation", _is_lrelu)
+    synthesis.accept("kernel_size", lambda v: v == 3)
+    synthesis.done()
+    if d_kwargs is None:
+        return hp, unsupported
+
+    d = _Options("D.", d_kwargs, unsupported)
+    shared = {  # ganzoo's G and D share these: (NVIDIA's default, G's value)
+        "c_dim": (None, c_dim),
+        "img_resolution": (None, hp["image_size"]),
+        "img_channels": (None, hp["image_channels"]),
+        "channel_base": (32768, hp["channel_base"]),
+        "channel_max": (512, hp["channel_max"]),
+        "conv_clamp": (conv_clamp_default, hp["conv_clamp"]),
+    }
+    for key, (default, expected) in shared.items():
+        value = d.take(key, default)
+        if value != expected:
+            d.refuse(key, value)
+    hp["d_architecture"] = d.take("architecture", "resnet")
+    if hp["d_architecture"] not in ("resnet", "orig"):
+        d.refuse("architecture", hp["d_architecture"])
+    cmap_dim = min(hp["channel_base"] // 4, hp["channel_max"])
+    d.accept("cmap_dim", lambda v: v in (None, cmap_dim) or not c_dim)
+    block = _Options("D.block_kwargs.", d.take("block_kwargs", None), unsupported)
+    block.accept("activation", _is_lrelu)
+    block.accept("resample_filter", _is_fir_1331)
+    block.done()
+    d_mapping = d.take("mapping_kwargs", None)
+    if c_dim:  # an unconditional D builds no mapping: its options do not matter
+        d_mapping = _Options("D.mapping_kwargs.", d_mapping, unsupported)
+        hp["d_mapping_layers"] = d_mapping.take("num_layers", 8)
+        hp["d_mapping_lr_multiplier"] = d_mapping.take("lr_multiplier", 0.01)
+        d_mapping.accept("embed_features", lambda v: v in (None, cmap_dim))
+        d_mapping.accept("layer_features", lambda v: v in (None, cmap_dim))
+        d_mapping.accept("activation", _is_lrelu)
+        d_mapping.done()
+    epilogue = _Options("D.epilogue_kwargs.", d.take("epilogue_kwargs", None), unsupported)
+    hp["mbstd_group_size"] = epilogue.take("mbstd_group_size", 4)
+    hp["mbstd_num_channels"] = epilogue.take("mbstd_num_channels", 1)
+    epilogue.accept("activation", _is_lrelu)
+    epilogue.done()
+    d.done()
+    return hp, unsupported
 
 
 # --------------------------------------------------------------------------------------------------
