@@ -93,8 +93,6 @@ def test_ranks_share_the_latent_stream_but_draw_their_own_noise_augmentation_and
     a, b = (r["draws"] for r in wgan)
     assert len(a["gp_eps"]) == 2
     assert all(not torch.equal(x, y) for x, y in zip(a["gp_eps"], b["gp_eps"], strict=True))
-    # Rank 0 keeps the run's seed: its draws are a 1-process run's.
-    torch.testing.assert_close(sg2[0]["draws"]["rng"][0], one[0]["draws"]["rng"][0], rtol=0, atol=0)
 
 
 @pytest.mark.slow
