@@ -503,22 +503,42 @@ def _knn_radii(x: Tensor, k: int, chunk: int) -> Tensor:
     return torch.cat([torch.cdist(c, x).kthvalue(k + 1, dim=1).values for c in x.split(chunk)])
 
 
-def _inside(points: Tensor, radii: Tensor, queries: Tensor, chunk: int) -> Tensor:
-    # Whether each query lies within some point's ball.
-    return torch.cat([(torch.cdist(q, points) <= radii).any(dim=1) for q in queries.split(chunk)])
+def _count_inside(points: Tensor, radii: Tensor, queries: Tensor, chunk: int) -> Tensor:
+    # How many queries lie within some point's ball: a 0-d tensor left on the device, so no chunk waits for the host.
+    count = torch.zeros((), dtype=torch.long, device=points.device)
+    for q in queries.split(chunk):
+        count += (torch.cdist(q, points) <= radii).any(dim=1).sum()
+    return count
 
 
-def precision_recall(real: Tensor, fake: Tensor, *, k: int = 3, chunk: int = 1000) -> tuple[float, float]:
+def precision_recall(
+    real: Tensor, fake: Tensor, *, k: int = 3, chunk: int = 1000, device: torch.device | str | None = None
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
 
     With ``B(x, r)`` the ball around feature ``x`` reaching its k-th nearest neighbour within its own set,
     precision = ``|{f : f in U_r B(r, r_k)}| / |F|`` and recall = ``|{r : r in U_f B(f, f_k)}| / |R|``.
+
+    The distances are computed on ``device`` (by default ``real``'s), ``chunk`` rows at a time: memory is
+    ``chunk x max(|R|, |F|)`` distances, never ``N x N``, and the counts stay on the device until the two ratios
+    come back together at the end.
+
+    Args:
+        real: real features ``[R, D]``.
+        fake: generated features ``[F, D]``.
+        k: the neighbour that sets each ball's radius.
+        chunk: rows of the distance matrix held at once.
+        device: where to compute; the features are moved there once.
     """
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} images per side")
-    precision = _inside(real, _knn_radii(real, k, chunk), fake, chunk).double().mean()
-    recall = _inside(fake, _knn_radii(fake, k, chunk), real, chunk).double().mean()
-    return float(precision), float(recall)
+    device = torch.device(device) if device is not None else real.device
+    real, fake = real.to(device), fake.to(device)
+    with _exact_float32():  # cdist is a matmul beyond 25 rows a side: no TF32 on float32 features
+        fakes_inside = _count_inside(real, _knn_radii(real, k, chunk), fake, chunk)
+        reals_inside = _count_inside(fake, _knn_radii(fake, k, chunk), real, chunk)
+    fakes_inside, reals_inside = torch.stack([fakes_inside, reals_inside]).tolist()  # the one transfer to the host
+    return fakes_inside / len(fake), reals_inside / len(real)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -536,7 +556,11 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
 
     Both are quantised to 8 bits first (the images a user saves). With ``y_channel`` they are compared on the
     BT.601 luma in [0, 255] and ``crop`` pixels are shaved from each border: the SRGAN protocol is
-    ``y_channel=True, crop=scale``. SSIM uses an 11x11 Gaussian window with sigma 1.5 (Wang et al. 2004).
+    ``y_channel=True, crop=scale``.
+
+    SSIM (Wang et al. 2004) is ``(2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``
+    with Gaussian-weighted statistics (11x11 window, sigma 1.5), ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, averaged
+    over the window positions that lie inside the image, as the authors' code and BasicSR compute it.
 
     Returns:
         ``{"l1", "psnr", "ssim"}``, each ``[N]``; L1 is on the [-1, 1] scale of the inputs.
@@ -556,10 +580,17 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
         if min(out.shape[-2:]) <= 2 * crop:
             raise ValueError(f"cannot shave {crop} pixels from each border of {list(out.shape[-2:])} images")
         out, tgt = out[..., crop:-crop, crop:-crop], tgt[..., crop:-crop, crop:-crop]
+    if min(out.shape[-2:]) < 11:
+        raise ValueError(f"SSIM's 11x11 window needs images of at least 11x11, got {list(out.shape[-2:])}")
+    # torchmetrics averages the SSIM map over every pixel, windows reaching into its reflection padding included;
+    # the published protocol averages only the windows inside the image: the map without its 5-pixel rim.
+    _, ssim_map = structural_similarity_index_measure(
+        out, tgt, data_range=data_range, reduction="none", return_full_image=True
+    )
     return {
         "l1": (to_uint8(output).double() - to_uint8(target).double()).abs().mean(dim=(1, 2, 3)) / 127.5,
         "psnr": peak_signal_noise_ratio(out, tgt, data_range=data_range, reduction="none", dim=(1, 2, 3)),
-        "ssim": structural_similarity_index_measure(out, tgt, data_range=data_range, reduction="none"),
+        "ssim": ssim_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)),
     }
 
 
@@ -697,7 +728,7 @@ def evaluate(
         if "is" in metrics:
             values.setdefault("is", []).append(inception_score(probs)[0])
         if "pr" in metrics:
-            p, r = precision_recall(real_features, features, k=pr_k)
+            p, r = precision_recall(real_features, features, k=pr_k, device=device)
             values.setdefault("precision", []).append(p)
             values.setdefault("recall", []).append(r)
     results = {name: _summary(v) for name, v in values.items()}
