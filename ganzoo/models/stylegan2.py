@@ -638,6 +638,8 @@ class StyleGAN2(GAN):
             random layer on.
         g_reg_interval, d_reg_interval: lazy regularisation intervals, in batches.
         ema_kimg: half-life of the generator EMA in thousands of images.
+        ema_rampup: NVIDIA's EMA ramp-up (0.05 in StyleGAN2-ADA's ``auto`` and ``cifar`` configurations): the
+            half-life is at most this fraction of the images seen so far; ``None`` for none.
         augment: a DiffAugment policy (``"color,translation,cutout"``) for small data; ``None`` for none.
         class_names: names of the ``num_classes`` classes, for the card and ``ganzoo info``.
         w_avg_beta: decay of the tracked average ``w`` per batch (0.995 in ADA, 0.998 in the StyleGAN3 code; 1 keeps
@@ -673,6 +675,7 @@ class StyleGAN2(GAN):
         g_reg_interval: int = 4,
         d_reg_interval: int = 16,
         ema_kimg: float | None = 10.0,
+        ema_rampup: float | None = None,
         augment: str | None = None,
         class_names: list[str] | None = None,
         w_avg_beta: float = 0.995,
@@ -698,7 +701,7 @@ class StyleGAN2(GAN):
             mapping_kwargs=dict(num_layers=d_mapping_layers, lr_multiplier=d_mapping_lr_multiplier),
             epilogue_kwargs=dict(mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels),
         )  # fmt: skip
-        self.init_ema(ema_kimg)
+        self.init_ema(ema_kimg, ema_rampup)
         self.register_buffer("pl_mean", torch.zeros([]))
 
     # Inputs -----------------------------------------------------------------------------------------
