@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .ckpt written by ganzoo fit")
     p.add_argument("folder", help="the folder to write (config.json, model.safetensors, README.md, samples.png)")
     p.add_argument("--name", help="model name for the card (default: the folder's name)")
+    p.add_argument("--overwrite", action="store_true", help="replace the ganzoo model already in FOLDER")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("push", help="upload a Hub folder to the Hugging Face Hub in one commit")
@@ -242,6 +243,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    folder = Path(args.folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if not (folder / hub.CONFIG_NAME).is_file():
+            raise ValueError(f"{folder} exists and is not an empty folder or a ganzoo model: export to a new folder")
+        if not args.overwrite:
+            raise ValueError(f"{folder} already holds a ganzoo model: add --overwrite to replace it")
     gan = hub.load_lightning_checkpoint(args.checkpoint)
     folder = hub.save_pretrained(gan, args.folder, name=args.name)
     print(f"exported {args.checkpoint} ({gan.variant}, {gan.images_seen} images seen) to {folder}")

@@ -529,5 +529,52 @@ def test_a_folder_whose_weights_lack_a_listed_part_is_refused(saved, tmp_path):
     shutil.copytree(saved.folder, damaged)
     state = {k: v for k, v in load_file(damaged / "model.safetensors").items() if not k.startswith("discriminator.")}
     save_file(state, damaged / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"missing \(\d+\): discriminator\."):
+    with pytest.raises(CheckpointError, match=r"its config.json records"):
         ganzoo.load(damaged)
+    with pytest.raises(CheckpointError, match=r"missing \(\d+\): discriminator\."):  # past the digest, the keys
+        ganzoo.load(damaged, verify=False)
+
+
+def test_a_modified_weights_file_fails_against_the_sha256_its_config_records(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((saved.folder / "config.json").read_text())
+    assert config["weights_sha256"] == file_sha256(saved.folder / "model.safetensors")
+    tampered = tmp_path / "tampered"
+    shutil.copytree(saved.folder, tampered)
+    state = load_file(tampered / "model.safetensors")
+    state["generator_ema.net.0.weight"][0, 0, 0, 0] += 1.0  # still a valid file, one number changed
+    save_file(state, tampered / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"not the [0-9a-f]{64} its config.json records.*verify=False"):
+        ganzoo.load(tampered)
+    loaded = ganzoo.load(tampered, verify=False)  # asked for: very large models may skip the hash
+    assert (
+        loaded.state_dict()["generator_ema.net.0.weight"][0, 0, 0, 0]
+        != saved.gan.generator_ema.net[0].weight[0, 0, 0, 0]
+    )
+
+
+def test_export_never_writes_into_a_folder_that_holds_something_else(saved, tmp_path, capsys):
+    import lightning as L
+
+    from ganzoo import cli
+    from ganzoo.callbacks import GANCheckpoint, StopAt
+    from ganzoo.data import Synthetic
+
+    gan = ganzoo.create("dcgan", **registry.get_variant("dcgan").tiny)
+    ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt")
+    L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+              callbacks=[StopAt(batches=1), ckpt], default_root_dir=tmp_path).fit(
+        gan, Synthetic(num_images=16, image_size=8, batch_size=8))  # fmt: skip
+    last = str(tmp_path / "ckpt" / "last.ckpt")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.tex").write_text("years of work")
+    assert cli.main(["export", last, str(tmp_path / "notes")]) == 1
+    assert "is not an empty folder or a ganzoo model" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["thesis.tex"]
+    assert cli.main(["export", last, str(tmp_path / "model")]) == 0
+    assert cli.main(["export", last, str(tmp_path / "model")]) == 1
+    assert "add --overwrite" in capsys.readouterr().err
+    assert cli.main(["export", last, str(tmp_path / "model"), "--overwrite"]) == 0
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["export", last, str(tmp_path / "empty")]) == 0
