@@ -237,3 +237,87 @@ class TrainingOptions(Callback):
                 net.to(memory_format=torch.channels_last)
             if self.compile and stage == "fit":
                 net.compile()
+
+
+class StopOnSignal(Callback):
+    """Stop a run cleanly on SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption): finish the batch in progress,
+    save a checkpoint there (exactly resumable, like every ganzoo checkpoint) and end the fit. ``ganzoo fit`` adds
+    it to every run, prints where the checkpoint is and how to resume, and exits with ``128 + signal`` (130, 143).
+
+    The checkpoint is written by the run's :class:`GANCheckpoint` (its ``last.ckpt``), or, without one, to
+    ``<default_root_dir>/checkpoints/last.ckpt``. Under ``gan_ddp`` the processes agree after every batch whether
+    any of them was signalled, so all stop at the same batch and rank 0 writes. Further signals while stopping are
+    ignored: the save is atomic, and a forced kill (SIGKILL) still leaves the previous checkpoint intact.
+
+    Attributes:
+        signal: the signal that stopped the run (``signal.Signals``), or ``None``.
+        checkpoint: the path of the checkpoint saved at the stop.
+        batch: the module's ``batches_seen`` at the stop.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.signal: Any = None
+        self.checkpoint: str | None = None
+        self.batch: int | None = None
+        self._received: Any = None
+        self._previous: dict[Any, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        # After Lightning installed its own SIGTERM handler (whose exception would end the fit mid-way): replaced.
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        for name in self.SIGNALS:
+            signum = getattr(signal, name)
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+        self._trainer = trainer
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self._received is not None:
+            return
+        self._received = signal.Signals(signum)
+        launcher = getattr(self._trainer.strategy, "launcher", None)
+        if launcher is not None and hasattr(launcher, "kill"):  # the other processes Lightning started on this node
+            launcher.kill(signum)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: GAN, outputs: Any, batch: Any, *args: Any) -> None:
+        pl_module.end_batch(batch)
+        received = self._received
+        if trainer.world_size > 1:  # any process signalled: every process stops at this batch
+            flag = torch.tensor(float(received.value) if received is not None else 0.0, device=pl_module.device)
+            flag = trainer.strategy.reduce(flag, reduce_op="max")
+            if received is None and flag > 0:
+                import signal
+
+                received = signal.Signals(int(flag))
+        if received is None:
+            return
+        self.signal, self.batch = received, pl_module.batches_seen
+        trainer.should_stop = True
+        checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, GANCheckpoint)]
+        if checkpoints:  # it saves at this batch (checkpoint callbacks run after the others), last.ckpt included
+            c = checkpoints[0]
+            self.checkpoint = str(Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}")
+        else:
+            self.checkpoint = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
+            trainer.save_checkpoint(self.checkpoint)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: GAN, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

@@ -263,6 +263,7 @@ def fit(argv: list[str]) -> int:
     """``ganzoo fit``: LightningCLI's ``fit`` with ganzoo's model and data base classes."""
     from lightning.pytorch.cli import LightningCLI
 
+    from ganzoo.callbacks import StopOnSignal
     from ganzoo.data import DataNotFoundError, ImageDataModule
     from ganzoo.gan import GAN
 
@@ -276,10 +277,14 @@ def fit(argv: list[str]) -> int:
             # The exact recipe travels inside every checkpoint, so an export can ship it.
             config = self.config[self.subcommand]
             self.model.training_config = self._parser(self.subcommand).dump(config, skip_unset=False)
+            # Ctrl-C and SIGTERM stop at a batch boundary with a checkpoint (before the checkpoint callbacks,
+            # which Lightning keeps last).
+            self.trainer.callbacks.insert(0, stop)
 
     registry.variants()  # import every model file, so class paths resolve
+    stop = StopOnSignal()
     try:
-        GanzooCLI(
+        cli = GanzooCLI(
             GAN,
             ImageDataModule,
             subclass_mode_model=True,
@@ -290,7 +295,18 @@ def fit(argv: list[str]) -> int:
     except (DataNotFoundError, registry.UnknownModelError) as e:
         print(f"ganzoo fit: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    if stop.signal is None:
+        return 0
+    if cli.trainer.is_global_zero:
+        args, skip = [], False
+        for a in argv:  # the same command, resuming from the checkpoint just written
+            if not skip and not a.startswith("--ckpt_path"):
+                args.append(a)
+            skip = a == "--ckpt_path"
+        resume = " ".join(["ganzoo fit", *args, "--ckpt_path", stop.checkpoint])
+        print(f"ganzoo fit: stopped by {stop.signal.name} at batch {stop.batch} ({cli.model.images_seen / 1000:.3f} "
+              f"kimg); saved {stop.checkpoint}. Resume with: {resume}", file=sys.stderr)  # fmt: skip
+    return 128 + stop.signal.value
 
 
 def _device_count(accelerator: str, devices: int | str | list[int]) -> int:

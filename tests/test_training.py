@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -467,3 +468,74 @@ def test_a_training_step_never_waits_for_the_gpu(variant, tmp_path, monkeypatch)
               enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
               default_root_dir=tmp_path).fit(gan, dm)  # fmt: skip
     assert gan.batches_seen == 6
+
+
+def _signal_config(path, ckpt_dir, stop_at: int, devices: int = 1):
+    path.write_text(f"""
+seed_everything: 0
+model:
+  class_path: ganzoo.models.dcgan.DCGAN
+  init_args: {{latent_dim: 8, image_size: 8, image_channels: 1, base_channels: 4, ema_kimg: 0.01}}
+data:
+  class_path: ganzoo.data.Synthetic
+  init_args: {{num_images: 512, image_size: 8, batch_size: 8}}
+trainer:
+  accelerator: cpu
+  devices: {devices}
+  max_epochs: 1000
+  logger: false
+  enable_progress_bar: false
+  callbacks:
+    - class_path: ganzoo.callbacks.GANCheckpoint
+      init_args: {{dirpath: {ckpt_dir}, every_n_batches: 10, save_last: true}}
+    - class_path: ganzoo.callbacks.StopAt
+      init_args: {{batches: {stop_at}}}
+""")
+    return [sys.executable, "-m", "ganzoo.cli", "fit", "--config", str(path)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "devices"),
+    [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2), (signal.SIGTERM, -2)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-2-processes", "SIGTERM-to-rank-1-only"],
+)
+def test_a_signalled_fit_saves_the_batch_it_is_in_and_resumes_exactly(sig, devices, tmp_path):
+    """SIGTERM (a scheduler's pre-emption) or SIGINT (Ctrl-C) to a running `ganzoo fit`: a checkpoint at the
+    current batch, one line saying how to resume, exit status 128 + signal; resuming ends bit-identical to a run
+    that was never stopped. With 2 processes the signal goes to rank 0 (which passes it on), or to rank 1 alone:
+    the ranks agree after every batch, so both stop at the same one."""
+    to_rank_1, devices = devices < 0, abs(devices)
+    cmd = _signal_config(tmp_path / "run.yaml", tmp_path / "ckpt", stop_at=100_000, devices=devices)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list((tmp_path / "ckpt").glob("kimg=*-batch=20.ckpt")) and time.time() < deadline:
+        time.sleep(0.1)
+    target = proc.pid
+    if to_rank_1:  # the process Lightning started for rank 1
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        target = int(children[0])
+    os.kill(target, sig)
+    stderr = proc.communicate(timeout=180)[1]
+    assert proc.returncode == 128 + sig.value, stderr[-3000:]
+    assert "Traceback" not in stderr
+    (line,) = [x for x in stderr.splitlines() if x.startswith("ganzoo fit: stopped by")]
+    assert f"stopped by {sig.name} at batch " in line and "--ckpt_path " + str(tmp_path / "ckpt" / "last.ckpt") in line
+    stopped = ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert stopped.batches_seen >= 20 and f"at batch {stopped.batches_seen} " in line
+    end = stopped.batches_seen + 7
+
+    resume = _signal_config(tmp_path / "run.yaml", tmp_path / "ckpt", stop_at=end, devices=devices)
+    out = subprocess.run([*resume, "--ckpt_path", str(tmp_path / "ckpt" / "last.ckpt")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    straight = _signal_config(tmp_path / "straight.yaml", tmp_path / "straight", stop_at=end, devices=devices)
+    out = subprocess.run(straight, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    a, b = (torch.load(tmp_path / d / "last.ckpt", weights_only=True) for d in ("ckpt", "straight"))
+    assert a["ganzoo"]["batches_seen"] == b["ganzoo"]["batches_seen"] == end
+    for key, value in b["state_dict"].items():
+        torch.testing.assert_close(a["state_dict"][key], value, rtol=0, atol=0, msg=key)
+    assert_same_optimizer_states(a["optimizer_states"], b["optimizer_states"])
