@@ -292,7 +292,7 @@ def fit(argv: list[str]) -> int:
             args=["fit", *_resolve_recipes(argv)],
             save_config_kwargs={"overwrite": True},
         )
-    except (DataNotFoundError, registry.UnknownModelError) as e:
+    except (DataNotFoundError, registry.UnknownModelError, FileNotFoundError) as e:
         print(f"ganzoo fit: error: {e}", file=sys.stderr)
         return 1
     if stop.signal is None:
@@ -324,8 +324,8 @@ def _device_count(accelerator: str, devices: int | str | list[int]) -> int:
 
 
 def _resolve_recipes(argv: list[str]) -> list[str]:
-    """``--recipe NAME`` -> ``--config <shipped recipe>``; a ``--config`` path that does not exist but names a
-    shipped recipe (``recipes/dcgan-mnist.yaml`` run from outside a clone) -> that recipe."""
+    """``--recipe NAME`` -> ``--config <shipped recipe>``, the only way to a shipped recipe: a ``--config`` path
+    that does not exist is an error (FileNotFoundError), never a shipped recipe of the same name."""
     out, i = [], 0
     while i < len(argv):
         arg = argv[i]
@@ -334,12 +334,19 @@ def _resolve_recipes(argv: list[str]) -> list[str]:
             value, i = argv[i + 1], i + 1
         if key == "--recipe":
             out += ["--config", str(registry.recipe_path(value))]
-        elif key == "--config" and not Path(value).exists() and value.endswith((".yaml", ".yml")):
-            out += ["--config", str(registry.recipe_path(Path(value).stem))]
+        elif key == "--config":
+            if not Path(value).is_file():
+                hint = f"; the shipped one is --recipe {Path(value).stem}" if Path(value).stem in _recipes() else ""
+                raise FileNotFoundError(f"no recipe file {value}{hint} (ganzoo list shows the shipped recipes)")
+            out.append(f"--config={value}")
         else:
-            out.append(arg if key not in ("--config",) else f"--config={value}")
+            out.append(arg)
         i += 1
     return out
+
+
+def _recipes() -> set[str]:
+    return {p.stem for p in registry.shipped_dir("recipes").glob("*.yaml")}
 
 
 if __name__ == "__main__":

@@ -42,10 +42,20 @@ def test_wheel_install_works_offline_from_any_folder(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(site)), out.stdout
-    # `ganzoo fit --config recipes/<name>.yaml` finds the installed recipe from a folder without one.
+    # `ganzoo fit --recipe <name>` runs the installed recipe from any folder ...
     out = subprocess.run(
-        [sys.executable, "-m", "ganzoo.cli", "fit", "--config", "recipes/dcgan-mnist.yaml", "--print_config"],
+        [sys.executable, "-m", "ganzoo.cli", "fit", "--recipe", "dcgan-mnist", "--print_config"],
         cwd=elsewhere, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "ganzoo.models.dcgan.DCGAN" in out.stdout and "ganzoo.data.MNIST" in out.stdout
+    # ... and a --config path that does not exist is an error naming --recipe, never a shipped recipe in disguise.
+    out = subprocess.run(
+        [sys.executable, "-m", "ganzoo.cli", "fit", "--config", "recipes/dcgan-mnist.yaml", "--print_config"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        "ganzoo fit: error: no recipe file recipes/dcgan-mnist.yaml; the shipped one is --recipe dcgan-mnist "
+        "(ganzoo list shows the shipped recipes)"
+    )
