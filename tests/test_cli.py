@@ -106,9 +106,11 @@ def test_recipe_parses_to_the_registered_model():
             assert {k: v for k, v in c.model.hparams.items() if k in expected} == expected
 
 
-def fit_args(tmp_path: Path, data_overrides: list[str], config: str = "recipes/dcgan-mnist.yaml") -> list[str]:
+def fit_args(
+    tmp_path: Path, data_overrides: list[str], recipe: tuple[str, str] = ("--recipe", "dcgan-mnist")
+) -> list[str]:
     return [
-        "fit", "--config", config, *data_overrides,
+        "fit", *recipe, *data_overrides,
         "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
     ]  # fmt: skip
@@ -131,12 +133,12 @@ def test_fit_recipe_then_export_then_load_synthetic(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     synthetic = ["--data=ganzoo.data.Synthetic", "--data.image_size=32", "--data.batch_size=128",
                  "--data.num_images=512"]  # fmt: skip
-    assert cli.main(fit_args(tmp_path, synthetic, config=str(REPO / "recipes" / "dcgan-mnist.yaml"))) == 0
+    assert cli.main(fit_args(tmp_path, synthetic, recipe=("--config", str(REPO / "recipes" / "dcgan-mnist.yaml")))) == 0
     check_fit_export_load(tmp_path)
 
 
 def test_fit_recipe_on_real_mnist_from_another_folder(tmp_path, monkeypatch, data_root):
-    # --config recipes/... resolves to the shipped recipe even outside a clone.
+    # --recipe NAME is the shipped recipe from any folder.
     monkeypatch.chdir(tmp_path)
     assert cli.main(fit_args(tmp_path, [])) == 0
     check_fit_export_load(tmp_path)

@@ -1,5 +1,6 @@
 """Training correctness: exact resume, crash recovery, mixed precision, bad states, the module's own clock."""
 
+import contextlib
 import math
 import os
 import signal
@@ -508,17 +509,22 @@ def test_a_signalled_fit_saves_the_batch_it_is_in_and_resumes_exactly(sig, devic
     to_rank_1, devices = devices < 0, abs(devices)
     cmd = _signal_config(tmp_path / "run.yaml", tmp_path / "ckpt", stop_at=100_000, devices=devices)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while not list((tmp_path / "ckpt").glob("kimg=*-batch=20.ckpt")) and time.time() < deadline:
-        time.sleep(0.1)
-    target = proc.pid
-    if to_rank_1:  # the process Lightning started for rank 1
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        assert len(children) == 1
-        target = int(children[0])
-    os.kill(target, sig)
-    stderr = proc.communicate(timeout=180)[1]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 180
+        while not list((tmp_path / "ckpt").glob("kimg=*-batch=20.ckpt")) and time.time() < deadline:
+            time.sleep(0.1)
+        target = proc.pid
+        if to_rank_1:  # the process Lightning started for rank 1
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            assert len(children) == 1
+            target = int(children[0])
+        os.kill(target, sig)
+        stderr = proc.communicate(timeout=180)[1]
+    finally:  # a run that does not stop must not outlive the test, nor its rank-1 process
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 128 + sig.value, stderr[-3000:]
     assert "Traceback" not in stderr
     (line,) = [x for x in stderr.splitlines() if x.startswith("ganzoo fit: stopped by")]
