@@ -24,7 +24,7 @@ def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int 
         return True
     if every_n_kimg:
         step = every_n_kimg * 1000
-        images_before = gan.images_seen - len(batch[0]) * gan.trainer.world_size
+        images_before = gan.images_seen - gan.batch_size(batch) * gan.trainer.world_size
         return int(gan.images_seen // step) > int(images_before // step)
     return False
 

@@ -242,9 +242,7 @@ class GAN(L.LightningModule):
         1-process run with batch ``2b``, and resuming restores the stream exactly.
         """
         world, rank = self.trainer.world_size, self.trainer.global_rank
-        if self._latent_rng is None:  # seeded at fit start from the run's seed, which every process shares
-            self._latent_rng = torch.Generator().manual_seed(torch.initial_seed() + 1)
-        z = self.latents(n * world, generator=self._latent_rng)
+        z = self.latents(n * world, generator=self._latent_rng)  # seeded at fit start (see _seed_per_rank)
         return z[rank * n : (rank + 1) * n].to(self.device, non_blocking=True)
 
     def update(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:

@@ -150,3 +150,26 @@ def test_resume_part_way_through_a_critic_round_is_exact(tmp_path):
     tr.fit(resumed, data(), ckpt_path=ckpt / "last.ckpt")
     assert resumed.generator_steps == 2
     assert_same(straight, snapshot(resumed, tr))
+
+
+def test_the_generator_loss_is_logged_as_its_mean_over_each_logging_window(tmp_path, monkeypatch):
+    """n_critic = 2 and log_every_n_steps = 4: generator steps after batches 1, 3, 5, ...; the loggers get loss/g at
+    batches 3, 7, 11 only, each the mean of that window's two generator losses (kept on the device until then)."""
+    from ganzoo import losses
+
+    g_losses = []
+    real = losses.g_wasserstein
+
+    def recorded(scores):
+        loss = real(scores)
+        g_losses.append(loss.detach())
+        return loss
+
+    monkeypatch.setattr(losses, "g_wasserstein", recorded)
+    gan = make(n_critic=2)
+    trainer(tmp_path, [StopAt(batches=12)], logger=CSVLogger(tmp_path), log_every_n_steps=4).fit(gan, data())
+    with open(next(tmp_path.rglob("metrics.csv"))) as f:
+        logged = {int(r["step"]): float(r["loss/g"]) for r in csv.DictReader(f) if r.get("loss/g")}
+    assert len(g_losses) == 6 and sorted(logged) == [3, 7, 11]
+    for i, step in enumerate(sorted(logged)):
+        assert logged[step] == pytest.approx(float(g_losses[2 * i] + g_losses[2 * i + 1]) / 2, rel=1e-6)
