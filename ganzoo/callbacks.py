@@ -53,6 +53,8 @@ class GANCheckpoint(ModelCheckpoint):
         # (LightningCLI passes every_n_epochs=None explicitly; None would mean "every epoch".)
         if not kwargs.get("every_n_epochs"):
             kwargs["every_n_epochs"] = 0
+        # last.ckpt is the run's newest state, overwritten in place (atomically): never a last-v1.ckpt beside it.
+        kwargs.setdefault("enable_version_counter", False)
         super().__init__(
             dirpath=dirpath,
             filename=filename or "{kimg:08.3f}-{batch}",
@@ -240,9 +242,12 @@ class TrainingOptions(Callback):
 
 
 class StopOnSignal(Callback):
-    """Stop a run cleanly on SIGINT (Ctrl-C) or SIGTERM (a scheduler's pre-emption): finish the batch in progress,
-    save a checkpoint there (exactly resumable, like every ganzoo checkpoint) and end the fit. ``ganzoo fit`` adds
-    it to every run, prints where the checkpoint is and how to resume, and exits with ``128 + signal`` (130, 143).
+    """Stop a run cleanly on SIGINT (Ctrl-C), SIGTERM (a scheduler's pre-emption) or, under SLURM with Lightning's
+    auto-requeue (``SLURMEnvironment``, on by default), its requeue signal (SIGUSR1 unless set otherwise): finish
+    the batch in progress, save a checkpoint there (exactly resumable, like every ganzoo checkpoint) and end the
+    fit; after the requeue signal rank 0 also runs ``scontrol requeue`` for the job. ``ganzoo fit`` adds it to
+    every run, prints where the checkpoint is and how to resume, and exits with ``128 + signal`` (130, 143, 138).
+    Lightning's own requeue handler, which saves in the middle of a batch, is replaced.
 
     The checkpoint is written by the run's :class:`GANCheckpoint` (its ``last.ckpt``), or, without one, to
     ``<default_root_dir>/checkpoints/last.ckpt``. Under ``gan_ddp`` the processes agree after every batch whether
@@ -253,6 +258,7 @@ class StopOnSignal(Callback):
         signal: the signal that stopped the run (``signal.Signals``), or ``None``.
         checkpoint: the path of the checkpoint saved at the stop.
         batch: the module's ``batches_seen`` at the stop.
+        requeued: the SLURM job id requeued after the requeue signal, or ``None``.
     """
 
     SIGNALS = ("SIGINT", "SIGTERM")
@@ -261,6 +267,8 @@ class StopOnSignal(Callback):
         self.signal: Any = None
         self.checkpoint: str | None = None
         self.batch: int | None = None
+        self.requeued: str | None = None
+        self._requeue_signal: Any = None
         self._received: Any = None
         self._previous: dict[Any, Any] = {}
 
@@ -269,10 +277,16 @@ class StopOnSignal(Callback):
         import signal
         import threading
 
+        from lightning.fabric.plugins.environments import SLURMEnvironment
+
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be installed from the main thread
-        for name in self.SIGNALS:
-            signum = getattr(signal, name)
+        signals = [getattr(signal, name) for name in self.SIGNALS]
+        environment = trainer._accelerator_connector.cluster_environment
+        if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
+            self._requeue_signal = signal.Signals(environment.requeue_signal or signal.SIGUSR1)
+            signals.append(self._requeue_signal)
+        for signum in signals:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
         self._trainer = trainer
@@ -307,10 +321,12 @@ class StopOnSignal(Callback):
             self.checkpoint = str(Path(c.dirpath) / f"{c.CHECKPOINT_NAME_LAST}{c.FILE_EXTENSION}")
         else:
             self.checkpoint = str(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-            trainer.save_checkpoint(self.checkpoint)
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: GAN) -> None:
         self._restore()
+        if self.signal is not None and self.signal == self._requeue_signal and trainer.is_global_zero:
+            self.requeued = _slurm_requeue()
 
     def on_exception(self, trainer: L.Trainer, pl_module: GAN, exception: BaseException) -> None:
         self._restore()
@@ -321,3 +337,21 @@ class StopOnSignal(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def _slurm_requeue() -> str | None:
+    """``scontrol requeue`` this SLURM job (an array job's own task); returns the job id, or ``None`` (with a
+    warning saying why) when it could not be requeued."""
+    import os
+    import subprocess
+
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ.get("SLURM_JOB_ID")
+    try:
+        subprocess.run(["scontrol", "requeue", str(job)], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        rank_zero_warn(f"could not requeue SLURM job {job}: {getattr(e, 'stderr', None) or e}")
+        return None
+    return job

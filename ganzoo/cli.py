@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from ganzoo import hub, registry
 from ganzoo.metrics import MetricUnavailableError
@@ -18,6 +21,7 @@ from ganzoo.metrics import MetricUnavailableError
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet()
     if argv and argv[0] == "fit":
         return fit(argv[1:])
     parser = build_parser()
@@ -31,10 +35,39 @@ def main(argv: list[str] | None = None) -> int:
             FileNotFoundError, ValueError) as e:  # fmt: skip
         print(f"ganzoo {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"ganzoo {args.command}: interrupted (Ctrl-C); no output was written", file=sys.stderr)
+        return 130
+
+
+def _quiet() -> None:
+    """Hide what a user cannot act on: LightningCLI's warning about its ``args`` parameter (ganzoo passes the
+    command line through it), Lightning's advertising tips, and deprecation warnings that libraries raise about
+    each other's APIs. Every other warning stays."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!ganzoo\b)")
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(getattr(f, "__name__", "") == "_no_tips" for f in tips.filters):
+        tips.addFilter(_no_tips)
+
+
+def _no_tips(record: Any) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse's own prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganzoo", description="A zoo of GANs: list, inspect, sample, train, share.")
+    parser = _Parser(prog="ganzoo", description="A zoo of GANs: list, inspect, sample, train, share.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="list the pretrained models (or the variants)")
@@ -96,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    p = sub.add_parser("export", help="turn a Lightning checkpoint into a Hub folder")
-    p.add_argument("checkpoint", help="a .ckpt written by ganzoo fit")
+    p = sub.add_parser("export", help="turn a training run (or one of its checkpoints) into a Hub folder")
+    p.add_argument("checkpoint", metavar="RUN", help="a run folder of ganzoo fit (its last.ckpt) or a .ckpt file")
     p.add_argument("folder", help="the folder to write (config.json, model.safetensors, README.md, samples.png)")
     p.add_argument("--name", help="model name for the card (default: the folder's name)")
     p.add_argument("--overwrite", action="store_true", help="replace the ganzoo model already in FOLDER")
@@ -136,25 +169,64 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(json.dumps(hub.info(args.name), indent=2, default=str))
 
 
-def _ints(text: str) -> list[int]:
+def _ints(text: str, flag: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{flag} {text!r}: expected comma-separated integers, e.g. 1,2,3") from None
+    if not values:
+        raise ValueError(f"{flag} is empty: give comma-separated integers, e.g. 1,2,3")
+    return values
+
+
+def _seeds(text: str, flag: str = "--seed") -> list[int]:
+    seeds = _ints(text, flag)
+    for s in seeds:
+        if not 0 <= s < 2**32:
+            raise ValueError(f"{flag}: seed {s} is out of range: seeds are integers from 0 to {2**32 - 1}")
+    return seeds
+
+
+def _at_least(value: int | None, flag: str, minimum: int = 1) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{flag} {value}: must be at least {minimum}")
+
+
+def _device(text: str) -> Any:
+    """A torch device that exists here; a one-line error naming the fix otherwise."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"--device {text}: unknown device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count() > 0:
+        raise ValueError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: CUDA is not available here (no GPU, or a CPU-only torch): use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {text}: MPS is not available here: use --device cpu")
+    return device
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from ganzoo.gan import save_grid
+    from ganzoo.gan import image_format, save_grid
 
-    gan = hub.load(args.name).to(args.device)
+    _at_least(args.num, "-n")
+    _at_least(args.nrow, "--nrow")
+    seeds = _seeds(args.seed)
+    if len(seeds) > 1 and args.num is not None and args.num != len(seeds) and args.labels is None:
+        raise ValueError(f"--seed gives {len(seeds)} seeds (one image each) but -n is {args.num}: leave out -n")
+    image_format(args.output)
+    device = _device(args.device)
+    gan = hub.load(args.name).to(device)
     options = {}
     if args.truncation is not None:
         if "truncation_psi" not in inspect.signature(gan.sample).parameters:
             raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
         options["truncation_psi"] = args.truncation
-    seeds = _ints(args.seed)
     if args.labels is not None:  # one row per class, the same latents in every row
         if not gan.num_classes:
             raise ValueError(f"{args.name} ({gan.variant}) is unconditional: leave out --labels")
@@ -200,14 +272,23 @@ def _labels(text: str, names: list[str]) -> list[int]:
 def cmd_mix(args: argparse.Namespace) -> None:
     import torch
 
-    from ganzoo.gan import save_grid
+    from ganzoo.gan import image_format, save_grid
 
-    gan = hub.load(args.name).to(args.device)
+    rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
+    image_format(args.output)
+    device = _device(args.device)
+    first, _, last = args.styles.partition("-")
+    if not (first.strip().isdigit() and (not last or last.strip().isdigit())):
+        raise ValueError(f"--styles {args.styles!r}: give a layer range FIRST-LAST, e.g. 0-6")
+    styles = slice(int(first), int(last or int(first) + 1))
+    if styles.start >= styles.stop:
+        raise ValueError(f"--styles {args.styles}: the range is reversed or empty: FIRST-LAST with FIRST < LAST")
+    gan = hub.load(args.name).to(device)
     if not hasattr(gan, "style_mix"):
         raise ValueError(f"{args.name} is a {gan.variant}: style mixing needs a StyleGAN2")
-    first, _, last = args.styles.partition("-")
-    styles = slice(int(first), int(last or int(first) + 1))
-    rows, cols = _ints(args.rows), _ints(args.cols)
+    num_ws = gan.sampling_generator.num_ws
+    if styles.stop > num_ws:
+        raise ValueError(f"--styles {args.styles}: {args.name} has {num_ws} style layers: ranges within 0-{num_ws}")
     mixed = gan.style_mix(rows, cols, styles=styles, truncation_psi=args.truncation)
     sources = gan.style_mix(rows + cols, [0], styles=slice(0, 0), truncation_psi=args.truncation)
     # The paper's layout: column sources along the top, row sources down the left, a blank corner.
@@ -224,6 +305,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     if (args.name is None) == (args.fake is None):
         raise ValueError("give a model NAME or --fake DIR (one of them)")
+    _at_least(args.num_samples, "--num-samples", 2)
+    _at_least(args.num_real, "--num-real", 2)
+    _at_least(args.batch_size, "--batch-size")
     result = metrics.evaluate(
         args.name,
         fake=args.fake,
@@ -231,10 +315,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         num_samples=args.num_samples,
         num_real=args.num_real,
-        seeds=[int(s) for s in args.seeds.split(",")],
+        seeds=_seeds(args.seeds, "--seeds"),
         feature_net=args.feature_net,
         batch_size=args.batch_size,
-        device=args.device,
+        device=_device(args.device) if args.device else None,
     )
     print(metrics.format_result(result))
     if args.json:
@@ -249,9 +333,17 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise ValueError(f"{folder} exists and is not an empty folder or a ganzoo model: export to a new folder")
         if not args.overwrite:
             raise ValueError(f"{folder} already holds a ganzoo model: add --overwrite to replace it")
-    gan = hub.load_lightning_checkpoint(args.checkpoint)
+    source = Path(args.checkpoint)
+    if source.is_dir():
+        if not (source / "checkpoints" / "last.ckpt").is_file():
+            runs = sorted(source.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+            hint = f" (the newest run here is {runs[-1].parent.parent})" if runs else ""
+            raise FileNotFoundError(f"{source} is not a run folder: it has no checkpoints/last.ckpt{hint}; give a "
+                                    "run folder or a .ckpt file")  # fmt: skip
+        source = source / "checkpoints" / "last.ckpt"
+    gan = hub.load_lightning_checkpoint(source)
     folder = hub.save_pretrained(gan, args.folder, name=args.name)
-    print(f"exported {args.checkpoint} ({gan.variant}, {gan.images_seen} images seen) to {folder}")
+    print(f"exported {source} ({gan.variant}, {gan.images_seen} images seen) to {folder}")
 
 
 def cmd_push(args: argparse.Namespace) -> None:
@@ -260,7 +352,10 @@ def cmd_push(args: argparse.Namespace) -> None:
 
 
 def fit(argv: list[str]) -> int:
-    """``ganzoo fit``: LightningCLI's ``fit`` with ganzoo's model and data base classes."""
+    """``ganzoo fit``: LightningCLI's ``fit`` with ganzoo's model and data base classes, one folder per run
+    (:func:`_run_folder`), and a clean stop on a signal."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     from ganzoo.callbacks import StopOnSignal
@@ -269,32 +364,63 @@ def fit(argv: list[str]) -> int:
 
     class GanzooCLI(LightningCLI):
         def before_instantiate_classes(self) -> None:
-            trainer = self.config[self.subcommand].trainer
+            config = self.config[self.subcommand]
+            trainer = config.trainer
             if trainer.strategy in ("auto", "ddp") and _device_count(trainer.accelerator, trainer.devices) > 1:
                 trainer.strategy = "gan_ddp"  # one DDP per network; Lightning's ddp wraps G and D together
+            name = recipe or config.model.class_path.rpartition(".")[2].lower()
+            explicit = [Path(c.init_args.dirpath) for c in trainer.callbacks or [] if _get(c, "init_args", "dirpath")]
+            run.update(_run_folder(Path(trainer.default_root_dir or "runs") / name, config.ckpt_path, explicit))
+            trainer.default_root_dir, config.ckpt_path = str(run["dir"]), run["ckpt"]
+            if trainer.logger is None or trainer.logger is True:  # each start (and resume) of the run: logs/version_N
+                trainer.logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                  "init_args": {"save_dir": str(run["dir"]), "name": "logs"}}  # fmt: skip
 
         def before_fit(self) -> None:
             # The exact recipe travels inside every checkpoint, so an export can ship it.
             config = self.config[self.subcommand]
             self.model.training_config = self._parser(self.subcommand).dump(config, skip_unset=False)
+            for c in self.trainer.checkpoint_callbacks:
+                if isinstance(c, ModelCheckpoint) and c.dirpath is None:
+                    c.dirpath = str(run["dir"] / "checkpoints")
             # Ctrl-C and SIGTERM stop at a batch boundary with a checkpoint (before the checkpoint callbacks,
             # which Lightning keeps last).
             self.trainer.callbacks.insert(0, stop)
+            if self.trainer.is_global_zero:
+                print(f"ganzoo fit: {run['message']}", file=sys.stderr)
 
+    recipes = ", ".join(sorted(_recipes()))
+    if not argv:
+        print(FIT_USAGE.splitlines()[0], file=sys.stderr)
+        print(f"ganzoo fit: error: give a recipe: --recipe NAME ({recipes}) or --config FILE; ganzoo fit --help "
+              "shows every option", file=sys.stderr)  # fmt: skip
+        return 2
+    if "-h" in argv or "--help" in argv:
+        print(FIT_USAGE.format(recipes=recipes))
+        print("LightningCLI's options (any of them overrides the recipe):\n", flush=True)
     registry.variants()  # import every model file, so class paths resolve
-    stop = StopOnSignal()
+    stop, run = StopOnSignal(), {}
     try:
+        args, recipe = _resolve_recipes(argv)
         cli = GanzooCLI(
             GAN,
             ImageDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
-            args=["fit", *_resolve_recipes(argv)],
+            args=["fit", *args],
             save_config_kwargs={"overwrite": True},
+            # A misspelt override is an error, never a prefix of an option taken for it (--trainer.max_epoch).
+            parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
         )
-    except (DataNotFoundError, registry.UnknownModelError, FileNotFoundError) as e:
+    except argparse.ArgumentError as e:
+        print(f"ganzoo fit: error: {_argument_error(str(e))}", file=sys.stderr)
+        return 2
+    except (DataNotFoundError, registry.UnknownModelError, FileNotFoundError, RunFolderError,
+            MisconfigurationException) as e:  # fmt: skip
         print(f"ganzoo fit: error: {e}", file=sys.stderr)
         return 1
+    finally:  # handed to the processes Lightning starts for the other devices, and to nothing after this fit
+        os.environ.pop(_RUN_ENV, None)
     if stop.signal is None:
         return 0
     if cli.trainer.is_global_zero:
@@ -304,17 +430,163 @@ def fit(argv: list[str]) -> int:
                 args.append(a)
             skip = a == "--ckpt_path"
         resume = " ".join(["ganzoo fit", *args, "--ckpt_path", stop.checkpoint])
+        requeued = f"; requeued SLURM job {stop.requeued}" if stop.requeued else ""
         print(f"ganzoo fit: stopped by {stop.signal.name} at batch {stop.batch} ({cli.model.images_seen / 1000:.3f} "
-              f"kimg); saved {stop.checkpoint}. Resume with: {resume}", file=sys.stderr)  # fmt: skip
+              f"kimg); saved {stop.checkpoint}{requeued}. Resume with: {resume}", file=sys.stderr)  # fmt: skip
     return 128 + stop.signal.value
+
+
+FIT_USAGE = """usage: ganzoo fit (--recipe NAME | --config FILE) [--ckpt_path last|last-or-new|FILE] [--KEY=VALUE ...]
+
+Train from a recipe: a shipped one by name (--recipe NAME) or a LightningCLI YAML file (--config FILE).
+Shipped recipes: {recipes}.
+Any setting overrides the recipe: --trainer.max_epochs=1, --model.lr=0.001, --data.batch_size=64.
+Each run writes its checkpoints, logs and samples to <--trainer.default_root_dir, default runs>/<recipe>/run-N;
+--ckpt_path last resumes the newest run (last-or-new: or starts one), --ckpt_path FILE a checkpoint.
+"""
+
+
+def _argument_error(message: str) -> str:
+    """One line for a LightningCLI (jsonargparse) parsing error: the option, what is wrong, the closest valid
+    option for a misspelt one."""
+    import difflib
+    import re
+
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    unknown = re.match(r"unrecognized arguments: (.*)", lines[0])
+    if unknown:
+        wrong = [a.partition("=")[0] for a in unknown.group(1).split() if a.startswith("-")] or [unknown.group(1)]
+        close = difflib.get_close_matches(wrong[0], _fit_options(), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; ganzoo fit --help lists the options"
+        return f"unknown option {wrong[0]}{hint}"
+    key = re.match(r'Parser key "([^"]+)"', lines[0])
+    where = base = f"--{key.group(1)}" if key else "fit"
+    given = next((line.partition(": ")[2] for line in lines if line.startswith("Given value:")), None)
+    nested = re.match(r"NestedArg\(key='(\w+)', val='(.*)'\)", given or "")
+    if nested:  # --model.x=..., --data.x=...
+        where, given = f"{base}.{nested.group(1)}", nested.group(2)
+    option = next((m for line in lines if (m := re.search(r"Option '(\w+)' is not accepted", line))), None)
+    cls = next((m for line in lines if (m := re.search(r"given class_path '([\w.]+)'", line))), None)
+    if cls and any("has no attribute" in line or "No module named" in line for line in lines):
+        return f"{where}: no class {cls.group(1)} (a class path such as ganzoo.models.dcgan.DCGAN)"
+    if option and cls:
+        import importlib
+
+        module, _, name = cls.group(1).rpartition(".")
+        accepted = list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+        close = difflib.get_close_matches(option.group(1), accepted, n=1, cutoff=0.6)
+        hint = f"; did you mean {base}.{close[0]}?" if close else f"; it takes {', '.join(accepted)}"
+        return f"{name} has no option {base}.{option.group(1)}{hint}"
+    expected = [m.group(1) for line in lines if (m := re.search(r"Expected an? <class '([\w.]+)'>", line))]
+    expected = sorted(set(expected) - {"NoneType"})
+    if given is not None and expected:
+        return f"{where}: {given!r} is not a valid value (expected {' or '.join(expected)})"
+    detail = next((line.lstrip("- ") for line in lines[1:] if not line.startswith(("Subtypes", "Errors"))), "")
+    return f"{where}: {detail or lines[0]}"
+
+
+def _fit_options() -> list[str]:
+    import lightning as L
+
+    top = ["--config", "--recipe", "--ckpt_path", "--seed_everything", "--model", "--data", "--optimizer",
+           "--lr_scheduler", "--print_config", "--trainer"]  # fmt: skip
+    return top + [f"--trainer.{p}" for p in inspect.signature(L.Trainer).parameters]
+
+
+class RunFolderError(ValueError):
+    """A ``--ckpt_path`` that names nothing to resume, or a run folder that is taken."""
+
+
+_RUN_ENV = "_GANZOO_RUN"  # the run folder the launching process chose, for the processes it starts
+
+
+def _get(namespace: Any, *keys: str) -> Any:
+    for key in keys:
+        namespace = getattr(namespace, key, None) if not isinstance(namespace, dict) else namespace.get(key)
+    return namespace
+
+
+def _run_folder(root: Path, ckpt_path: str | None, checkpoint_dirs: list[Path]) -> dict[str, Any]:
+    """The run folder of a ``ganzoo fit`` and the checkpoint it starts from.
+
+    A run's checkpoints, logs and sample grids live in ``root/<run id>`` (``root`` is
+    ``<default_root_dir or runs>/<recipe>``); its ``checkpoints/last.ckpt`` is always that run's newest state.
+    ``ckpt_path``: ``None`` starts a new run; ``"last"`` resumes the run whose ``last.ckpt`` is newest (in a run
+    folder, or in a checkpoint callback's own ``dirpath``) and is an error when there is none; ``"last-or-new"``
+    starts a new run then; a file resumes from it, in its run folder when it lies in one.
+
+    Run ids are ``run-0``, ``run-1``, ... claimed with ``mkdir``; a job started by SLURM or torchrun is named by its
+    job id (``slurm-<id>``, ``torchrun-<rdzv id>``), which every process of the job knows. The processes Lightning
+    starts for a node's other devices inherit the launching process's choice through the environment.
+    """
+    if os.environ.get(_RUN_ENV):
+        handed = json.loads(os.environ[_RUN_ENV])
+        return {"dir": Path(handed["dir"]), "ckpt": handed["ckpt"], "message": ""}
+    resume = None
+    if ckpt_path in ("last", "last-or-new"):
+        found = [p for p in root.glob("*/checkpoints/last.ckpt")] + [d / "last.ckpt" for d in checkpoint_dirs]
+        found = [p for p in found if p.is_file()]
+        if found:
+            resume = max(found, key=lambda p: p.stat().st_mtime)
+        elif ckpt_path == "last":
+            raise RunFolderError(f"--ckpt_path last: no checkpoint to resume in {root}: leave out --ckpt_path to start "
+                                 "a new run, or use --ckpt_path last-or-new")  # fmt: skip
+    elif ckpt_path is not None:
+        resume = Path(ckpt_path)
+        if not resume.is_file():
+            raise RunFolderError(f"--ckpt_path {ckpt_path}: no such checkpoint file (--ckpt_path last resumes the "
+                                 "newest run)")  # fmt: skip
+    in_a_run = resume is not None and resume.parent.name == "checkpoints"
+    folder = resume.parent.parent if in_a_run else _new_run(root)  # a resumed run continues in its own folder
+    run = {"dir": folder, "ckpt": str(resume) if resume else None}
+    os.environ[_RUN_ENV] = json.dumps({"dir": str(folder), "ckpt": run["ckpt"]})
+    if resume is None:
+        how = " (no checkpoint to resume)" if ckpt_path == "last-or-new" else ""
+        run["message"] = f"new run{how} in {folder}: checkpoints, logs and samples go there"
+    else:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(resume.stat().st_mtime))
+        run["message"] = f"resuming {folder} from {resume} (saved {when})"
+    return run
+
+
+def _new_run(root: Path) -> Path:
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    if job or "TORCHELASTIC_RUN_ID" in os.environ:
+        run_id = f"slurm-{job}" if job else f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+        if run_id == "torchrun-none" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise RunFolderError("torchrun without --rdzv-id: give the job an id (it names the run folder, which "
+                                 "every process must agree on), or use --standalone")  # fmt: skip
+        folder = root / run_id
+        if (folder / "checkpoints" / "last.ckpt").is_file():
+            raise RunFolderError(f"run folder {folder} already holds a run of this job: resume it with --ckpt_path "
+                                 "last (or last-or-new)")  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[4:]) for p in root.glob("run-*") if p.name[4:].isdigit()]
+    n = max(taken, default=-1) + 1
+    while True:
+        try:
+            (root / f"run-{n}").mkdir()
+            return root / f"run-{n}"
+        except FileExistsError:  # another run started in the same folder at the same moment
+            n += 1
 
 
 def _device_count(accelerator: str, devices: int | str | list[int]) -> int:
     """How many devices a Trainer with these settings uses per node."""
     if isinstance(devices, list):
         return len(devices)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     if isinstance(devices, str) and devices.strip() not in ("auto", "-1"):
-        return len([d for d in devices.split(",") if d.strip()]) if "," in devices else int(devices)
+        if "," in devices:
+            return len([d for d in devices.split(",") if d.strip()])
+        if not devices.strip().isdigit():
+            raise MisconfigurationException(f"--trainer.devices={devices}: give a number, a list (0,1) or auto")
+        return int(devices)
     if devices in ("auto", "-1", -1):
         import torch
 
@@ -323,10 +595,11 @@ def _device_count(accelerator: str, devices: int | str | list[int]) -> int:
     return int(devices)
 
 
-def _resolve_recipes(argv: list[str]) -> list[str]:
+def _resolve_recipes(argv: list[str]) -> tuple[list[str], str | None]:
     """``--recipe NAME`` -> ``--config <shipped recipe>``, the only way to a shipped recipe: a ``--config`` path
-    that does not exist is an error (FileNotFoundError), never a shipped recipe of the same name."""
-    out, i = [], 0
+    that does not exist is an error (FileNotFoundError), never a shipped recipe of the same name. Returns the
+    arguments and the recipe's name (the last config file's stem), which names the run folders."""
+    out, i, name = [], 0, None
     while i < len(argv):
         arg = argv[i]
         key, eq, value = arg.partition("=")
@@ -334,15 +607,17 @@ def _resolve_recipes(argv: list[str]) -> list[str]:
             value, i = argv[i + 1], i + 1
         if key == "--recipe":
             out += ["--config", str(registry.recipe_path(value))]
+            name = value
         elif key == "--config":
             if not Path(value).is_file():
                 hint = f"; the shipped one is --recipe {Path(value).stem}" if Path(value).stem in _recipes() else ""
                 raise FileNotFoundError(f"no recipe file {value}{hint} (ganzoo list shows the shipped recipes)")
             out.append(f"--config={value}")
+            name = Path(value).stem
         else:
             out.append(arg)
         i += 1
-    return out
+    return out, name
 
 
 def _recipes() -> set[str]:

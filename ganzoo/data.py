@@ -295,14 +295,17 @@ def load_image_folder(
     images, targets = [], []
     for label, sub in groups:
         for path in sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-            with Image.open(path) as im:
-                im = im.convert(mode)
-                side = min(im.size)
-                left, top = (im.width - side) // 2, (im.height - side) // 2
-                im = im.crop((left, top, left + side, top + side))
-                if side != image_size:
-                    im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
-                t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            try:
+                with Image.open(path) as im:
+                    im = im.convert(mode)
+            except OSError as e:  # truncated or not an image
+                raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
+            side = min(im.size)
+            left, top = (im.width - side) // 2, (im.height - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+            if side != image_size:
+                im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
+            t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
             images.append(t.view(image_size, image_size, channels).permute(2, 0, 1))
             targets.append(label)
     if not images:

@@ -659,11 +659,26 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> Imag
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write ``images`` as a PNG grid; returns the path."""
+    """Write ``images`` as a grid in the format the path's extension names (PNG, JPEG, WebP, ...), atomically (an
+    interrupted write leaves no half file); returns the path."""
     path = Path(path)
+    image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    make_grid(images, nrow).save(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        make_grid(images, nrow).save(tmp, format=image_format(path))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def image_format(path: str | Path) -> str:
+    """The Pillow format that ``path``'s extension names; a ``ValueError`` saying what to write otherwise."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"{path} is not an image file name: end it in .png (or .jpg, .webp)")
+    return fmt
 
 
 def _collect_rng_states() -> dict[str, Any]:
@@ -711,8 +726,9 @@ def _cpu_count() -> int:
 
 
 def _progress(iterable, enabled: bool, **kwargs):
+    """A progress bar on a terminal; none when stderr is a file or a pipe (a log gets no redrawn lines)."""
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, **kwargs)
+    return tqdm(iterable, disable=None, **kwargs)

@@ -147,29 +147,49 @@ def load(name_or_path: str | os.PathLike, *, revision: str | None = None, verify
     check for very large local models (hashing 100 MiB took 0.07 s on this 2-core machine); pinned digests are
     always checked.
 
-    ``name_or_path`` is resolved in this order:
+    ``name_or_path`` is resolved in this order (:func:`resolve`; ``ganzoo info``, ``sample`` and ``evaluate``
+    take the same):
 
     1. a local folder (as written by :func:`save_pretrained` or ``ganzoo export``);
-    2. a pretrained name or alias from the registry (``"dcgan-mnist"``): its folder shipped in
+    2. a Lightning checkpoint (``.ckpt``) written by ``ganzoo fit``, with its counters and recipe;
+    3. a pretrained name or alias from the registry (``"dcgan-mnist"``): its folder shipped in
        ``checkpoints/``, else its Hub repo at the pinned revision, from the Hugging Face cache or
        downloaded;
-    3. a Hub repo id (``"owner/name"``) at ``revision`` (default: the main branch).
+    4. a Hub repo id (``"owner/name"``) at ``revision`` (default: the main branch).
 
     Raises:
-        UnknownModelError: an unknown name; the message lists the closest ones.
+        UnknownModelError: an unknown name; the message lists the closest ones (and the right case).
         CheckpointError: a damaged, tampered or unknown checkpoint.
         HubError: a download that failed with nothing cached.
     """
+    kind, where = resolve(name_or_path)
+    if kind == "folder":
+        return load_folder(where, verify=verify)
+    if kind == "checkpoint":
+        return load_lightning_checkpoint(where)
+    if kind == "entry":
+        return _load_entry(where)
+    return load_folder(download(where, revision))
+
+
+def resolve(name_or_path: str | os.PathLike) -> tuple[str, Any]:
+    """What ``name_or_path`` names: ``("folder", Path)``, ``("checkpoint", Path)`` (a ``.ckpt``),
+    ``("entry", Pretrained)`` or ``("repo", repo_id)``; an error naming the problem otherwise."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return load_folder(path, verify=verify)
+        return "folder", path
+    if path.is_file():
+        if path.suffix == ".ckpt":
+            return "checkpoint", path
+        raise FileNotFoundError(f"{path} is a file: give the model folder that holds it ({CONFIG_NAME}, "
+                                f"{WEIGHTS_NAME}), or a .ckpt written by ganzoo fit")  # fmt: skip
     name = str(name_or_path)
     if registry.is_pretrained(name):
-        return _load_entry(registry.get_pretrained(name))
+        return "entry", registry.get_pretrained(name)
     if _REPO_ID.match(name):
-        return load_folder(download(name, revision))
-    if os.sep in name or name.startswith("."):
-        raise FileNotFoundError(f"no model folder {path}")
+        return "repo", name
+    if os.sep in name or name.startswith(".") or path.suffix == ".ckpt":
+        raise FileNotFoundError(f"no model folder or checkpoint {path}")
     registry.get_pretrained(name)  # raises UnknownModelError with the closest names
     raise AssertionError("unreachable")
 
@@ -492,8 +512,14 @@ def push_to_hub(
     A folder is loaded first, so a damaged one is refused before anything is uploaded. A model is written
     with :func:`save_pretrained` to a temporary folder.
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError
 
+    if not _REPO_ID.match(repo_id):
+        raise ValueError(f"repo id {repo_id!r}: give it as owner/name, e.g. you/dcgan-mnist")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: run `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN")
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(folder_or_gan, GAN):
             folder = save_pretrained(folder_or_gan, Path(tmp) / repo_id.split("/")[-1])
@@ -501,14 +527,27 @@ def push_to_hub(
             folder = Path(folder_or_gan)
             load_folder(folder)
         api = HfApi(token=token)
-        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=folder,
-            allow_patterns=HUB_FILES,
-            commit_message=commit_message,
-        )
+        try:
+            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=folder,
+                allow_patterns=HUB_FILES,
+                commit_message=commit_message,
+            )
+        except HfHubHTTPError as e:
+            status = getattr(e.response, "status_code", None)
+            fix = ("the token was refused: log in again (`huggingface-cli login`) or set HF_TOKEN to a token with "
+                   "write access" if status in (401, 403) else "see the Hub's answer")  # fmt: skip
+            raise HubError(f"the Hub refused the push to {repo_id} (HTTP {status}): {fix}. "
+                           f"{str(e).splitlines()[0]}") from e  # fmt: skip
+        except Exception as e:
+            # The session's transport errors: httpx's (TransportError) or requests' (OSError), by hub version.
+            if not (isinstance(e, OSError) or any(c.__name__ == "TransportError" for c in type(e).__mro__)):
+                raise
+            raise HubError(f"could not reach {constants.ENDPOINT} to push {repo_id} ({type(e).__name__}): check "
+                           "the network (or HF_ENDPOINT) and try again; nothing was uploaded") from e  # fmt: skip
     return str(commit.commit_url)
 
 
@@ -534,16 +573,28 @@ def _metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
 
 
 def info(name_or_path: str) -> dict[str, Any]:
-    """What is known of a model without downloading it: registry entry, architecture and training record."""
+    """What is known of a model (named as :func:`load` takes it) without downloading its weights: registry entry,
+    architecture and training record. A Hub repo's config and card are downloaded."""
     out: dict[str, Any] = {}
-    folder = Path(name_or_path).expanduser()
-    if not folder.is_dir():
-        entry = registry.get_pretrained(name_or_path)
-        out.update({k: v for k, v in vars(entry).items() if v not in (None, (), [], "")})
-        folder = registry.shipped_dir("checkpoints") / entry.folder if entry.folder else None
-    if folder is not None and (folder / CONFIG_NAME).is_file():
+    kind, where = resolve(name_or_path)
+    config, folder = None, None
+    if kind == "folder":
+        config, folder = read_config(where), where
+    elif kind == "repo":
+        folder = download(where, files=[CONFIG_NAME, CARD_NAME])
         config = read_config(folder)
-        gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME)
+    elif kind == "checkpoint":
+        gan = load_lightning_checkpoint(where)
+        config = {"variant": gan.variant, "hparams": _json_hparams(gan), "training": gan.training_state(),
+                  "parts": sorted({_part(k) for k in gan.state_dict()} - gan.untrained_parts)}  # fmt: skip
+        config["training"].pop("training_config")
+    else:
+        out.update({k: v for k, v in vars(where).items() if v not in (None, (), [], "")})
+        folder = registry.shipped_dir("checkpoints") / where.folder if where.folder else None
+        if folder is not None and (folder / CONFIG_NAME).is_file():
+            config = read_config(folder)
+    if config is not None:
+        gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME if folder else where)
         out["variant"] = config["variant"]
         out["architecture"] = {
             "class": f"{type(gan).__module__}.{type(gan).__qualname__}",
@@ -553,12 +604,13 @@ def info(name_or_path: str) -> dict[str, Any]:
         if gan.num_classes:
             out["classes"] = {i: name for i, name in enumerate(gan.class_names)}
         out["training"] = config.get("training", {})
-        untrained = sorted({_part(k) for k in gan.state_dict()} - set(config.get("parts") or gan.state_dict()))
+        parts = config.get("parts")
+        untrained = sorted({_part(k) for k in gan.state_dict()} - set(parts)) if parts is not None else []
         if untrained:
             out["untrained_parts"] = {p: "not in this folder: built fresh (random) when loaded" for p in untrained}
-        out["folder"] = str(folder)
-        if registry.is_pretrained(name_or_path) and (folder / WEIGHTS_NAME).is_file():
-            rows = registry.measured(name_or_path, file_sha256(folder / WEIGHTS_NAME))
+        out["folder" if folder else "checkpoint"] = str(folder or where)
+        if kind == "entry" and (folder / WEIGHTS_NAME).is_file():
+            rows = registry.measured(where.name, file_sha256(folder / WEIGHTS_NAME))
             out["metrics"] = {
                 label + (" (real data)" if key.startswith("real:") else ""): f"{value:.4g}; {protocol}"
                 for key, label, value, protocol in _metric_lines(rows)

@@ -335,8 +335,6 @@ class ImageSet:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> ImageSet:
         """Every image file below ``folder`` (sorted by path), decoded to RGB; all must have one size."""
-        from PIL import Image
-
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise FileNotFoundError(f"image folder {str(folder)!r} does not exist")
@@ -346,17 +344,17 @@ class ImageSet:
         h = hashlib.sha256()
         for p in files:
             h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
-        with Image.open(files[0]) as im:
+        with _open_image(files[0]) as im:
             size = im.size
 
         def decode(p: Path) -> Tensor:
-            with Image.open(p) as im:
+            with _open_image(p) as im:
                 if im.size != size:
                     raise ValueError(
                         f"{p} is {im.size[0]}x{im.size[1]} but {files[0]} is {size[0]}x{size[1]}: the images of a "
                         f"set must share one size (resize them the way your model's training data was resized)"
                     )
-                t = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+                t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
             return t.view(size[1], size[0], 3).permute(2, 0, 1)
 
         def batches(b: int) -> Iterator[Tensor]:
@@ -625,6 +623,18 @@ def _summary(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "values": values}
 
 
+def _open_image(path: Path) -> Any:
+    """``path`` decoded to RGB, or a ``ValueError`` that names the file (a truncated or foreign file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except OSError as e:  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
+        raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
+
+
 def evaluate(
     model: str | GAN | None = None,
     *,
@@ -666,6 +676,9 @@ def evaluate(
         raise ValueError("give either a model to sample from or fake images, not both")
     if fake is not None and real is None:
         raise ValueError("fake images need real ones to compare with: pass real=")
+    for label, n in (("num_samples", num_samples), ("num_real", num_real)):
+        if n is not None and n < 2:
+            raise ValueError(f"{label} is {n}: the statistics need at least 2 images (10,000 or more for a stable FID)")
     start = time.perf_counter()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = feature_network(feature_net)

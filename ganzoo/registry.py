@@ -182,6 +182,9 @@ def create(variant: str, **hparams: Any) -> GAN:
 
 
 def _unknown_message(name: str, kind: str, candidates: list[str]) -> str:
+    same = [c for c in candidates if c.lower() == name.lower()]
+    if same:
+        return f"unknown {kind} {name!r}: names are lower case. Did you mean: {same[0]}?"
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.4)
     # Prefix matches catch what edit distance misses: "stylegan" -> "stylegan2-ffhq-1024".
     close += [c for c in sorted(candidates) if c.startswith(name.split("-")[0]) and c not in close][: 5 - len(close)]

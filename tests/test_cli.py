@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,10 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main([*command, "--help"])
     assert exit.value.code == 0
-    assert "usage" in capsys.readouterr().out.lower()
+    out = capsys.readouterr().out
+    assert "usage" in out.lower()
+    if command == ["fit"]:  # the recipe comes first, before LightningCLI's hundred options
+        assert out.startswith("usage: ganzoo fit (--recipe NAME | --config FILE)")
 
 
 def test_list_and_info(capsys):
@@ -57,22 +62,136 @@ def test_sample_writes_a_grid(tmp_path, capsys):
     assert out.read_bytes() == again.read_bytes()
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["sample", "dcgan-mnsit"], "Did you mean: dcgan-mnist"),
-        (["info", "stylegan-ffhq-typo"], "unknown pretrained model"),
-        (["sample", "/no/such/folder/x"], "no model folder /no/such/folder/x"),
-        (["evaluate"], "give a model NAME or --fake DIR"),
-        (["evaluate", "dcgan-mnist", "--metrics", "fid,ssim"], "unknown metrics ['ssim']"),
-        (["evaluate", "--fake", "/no/such/dir"], "fake images need real ones"),
-        (["evaluate", "--fake", "/no/such/dir", "--real", "/no/such/dir"], "'/no/such/dir' does not exist"),
-    ],
-)
-def test_errors_are_one_clear_line(args, message):
-    out = run(*args)
-    assert out.returncode == 1
-    assert message in out.stderr and "Traceback" not in out.stderr
+@pytest.fixture(scope="module")
+def mistakes(tmp_path_factory) -> Path:
+    """What the mistakes below point at: a folder that is not a model, image folders (one with a truncated PNG),
+    a run folder of a short fit, an empty Hugging Face home."""
+    tmp = tmp_path_factory.mktemp("mistakes")
+    (tmp / "not-a-model").mkdir()
+    (tmp / "not-a-model" / "notes.txt").write_text("hello")
+    for folder in ("real", "broken"):
+        (tmp / folder).mkdir()
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp / folder / f"{i}.png")
+    data = (tmp / "broken" / "2.png").read_bytes()
+    (tmp / "broken" / "2.png").write_bytes(data[: len(data) // 2])
+    (tmp / "hf-home").mkdir()
+    return tmp
+
+
+# (arguments, extra environment, the key word of the fix). "{tmp}" is the `mistakes` folder, "{repo}" this checkout.
+# fmt: off
+MISTAKES = {
+    "sample -n 0": (["sample", "dcgan-mnist", "-n", "0"], {}, "at least 1"),
+    "sample --nrow 0": (["sample", "dcgan-mnist", "--nrow", "0"], {}, "at least 1"),
+    "sample -n not a number": (["sample", "dcgan-mnist", "-n", "x"], {}, "invalid int value"),
+    "seed below 0": (["sample", "dcgan-mnist", "--seed", "-1"], {}, "from 0 to 4294967295"),
+    "seed above 2**32-1": (["sample", "dcgan-mnist", "--seed", "4294967296"], {}, "from 0 to 4294967295"),
+    "more seeds than -n": (["sample", "dcgan-mnist", "--seed", "1,2,3", "-n", "2"], {}, "leave out -n"),
+    "--device cuda without CUDA": (["sample", "dcgan-mnist", "--device", "cuda"], {}, "--device cpu"),
+    "unknown --device": (["sample", "dcgan-mnist", "--device", "gpu0"], {}, "cpu, cuda, cuda:N or mps"),
+    "output without an image extension": (["sample", "dcgan-mnist", "-o", "{tmp}/samples"], {}, ".png"),
+    "mix output without an image extension": (["mix", "stylegan2-mnist-32", "-o", "{tmp}/mix.txt"], {}, ".png"),
+    "--styles outside the layers": (["mix", "stylegan2-mnist-32", "--styles", "0-99"], {}, "has 8 style layers"),
+    "--styles reversed": (["mix", "stylegan2-mnist-32", "--styles", "6-2"], {}, "FIRST < LAST"),
+    "--styles not a range": (["mix", "stylegan2-mnist-32", "--styles", "coarse"], {}, "e.g. 0-6"),
+    "empty --rows": (["mix", "stylegan2-mnist-32", "--rows", ""], {}, "e.g. 1,2,3"),
+    "empty --cols": (["mix", "stylegan2-mnist-32", "--cols", ","], {}, "e.g. 1,2,3"),
+    "evaluate --num-samples 1": (["evaluate", "dcgan-mnist", "--num-samples", "1"], {}, "at least 2"),
+    "evaluate --num-real 1": (["evaluate", "dcgan-mnist", "--num-real", "1"], {}, "at least 2"),
+    "evaluate a truncated image": (
+        ["evaluate", "--fake", "{tmp}/broken", "--real", "{tmp}/real", "--metrics", "kid", "--batch-size", "2"],
+        {}, "broken/2.png",
+    ),
+    "evaluate without NAME or --fake": (["evaluate"], {}, "give a model NAME or --fake DIR"),
+    "evaluate an unknown metric": (["evaluate", "dcgan-mnist", "--metrics", "fid,ssim"], {}, "choose from"),
+    "evaluate --fake without --real": (["evaluate", "--fake", "{tmp}/real"], {}, "need real ones"),
+    "evaluate a missing folder": (["evaluate", "--fake", "/no/such/dir", "--real", "{tmp}/real"], {}, "does not exist"),
+    "push without a token": (
+        ["push", "{repo}/checkpoints/dcgan-mnist", "--repo-id", "you/dcgan"], {"HF_HOME": "{tmp}/hf-home"},
+        "huggingface-cli login",
+    ),
+    "push without network": (
+        ["push", "{repo}/checkpoints/dcgan-mnist", "--repo-id", "you/dcgan"],
+        {"HF_HOME": "{tmp}/hf-home", "HF_TOKEN": "hf_test", "HF_ENDPOINT": "http://127.0.0.1:9"}, "check the network",
+    ),
+    "push to a malformed repo id": (["push", "{repo}/checkpoints/dcgan-mnist", "--repo-id", "dcgan"], {}, "owner/name"),
+    "info on a folder that is not a model": (["info", "{tmp}/not-a-model"], {}, "config.json"),
+    "sample on a file that is not a model": (["sample", "{tmp}/not-a-model/notes.txt"], {}, ".ckpt"),
+    "sample on a missing path": (["sample", "/no/such/folder/x"], {}, "no model folder or checkpoint"),
+    "name in the wrong case": (["sample", "DCGAN-MNIST"], {}, "Did you mean: dcgan-mnist"),
+    "misspelt name": (["info", "dcgan-mnsit"], {}, "Did you mean: dcgan-mnist"),
+    "unknown command": (["smaple", "dcgan-mnist"], {}, "invalid choice"),
+    "export from a folder that is not a run": (["export", "{tmp}/not-a-model", "{tmp}/out"], {}, "run folder"),
+    "fit without arguments": (["fit"], {}, "--recipe NAME | --config FILE"),
+    "fit --config that does not exist": (["fit", "--config", "dcgan-mnist.yaml"], {}, "--recipe dcgan-mnist"),
+    "fit --recipe that does not exist": (["fit", "--recipe", "dcgan-mnsit"], {}, "Did you mean: dcgan-mnist"),
+    "fit with a misspelt override": (["fit", "--recipe", "dcgan-mnist", "--trainer.max_epoch=1"], {},  # a prefix
+                                     "did you mean --trainer.max_epochs?"),
+    "fit with a misspelt model option": (["fit", "--recipe", "dcgan-mnist", "--model.latent_dimm=8"], {},
+                                         "did you mean --model.latent_dim?"),
+    "fit with a wrong value": (["fit", "--recipe", "dcgan-mnist", "--data.batch_size=big"], {}, "expected int"),
+    "fit --ckpt_path last with nothing to resume": (
+        ["fit", "--recipe", "dcgan-mnist", "--trainer.default_root_dir={tmp}/no-runs", "--ckpt_path", "last"], {},
+        "--ckpt_path last-or-new",
+    ),
+    "fit --ckpt_path to a missing file": (["fit", "--recipe", "dcgan-mnist", "--ckpt_path", "{tmp}/x.ckpt"], {},
+                                          "no such checkpoint file"),
+    "fit --trainer.devices that is not a number": (["fit", "--recipe", "dcgan-mnist", "--trainer.devices=two"], {},
+                                                   "give a number"),
+}
+# fmt: on
+
+
+@pytest.fixture(scope="module")
+def mistake_outputs(mistakes) -> dict[str, subprocess.CompletedProcess]:
+    """Every mistake run as a user runs it (a fresh `python -m ganzoo.cli` each), three at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(case: str) -> subprocess.CompletedProcess:
+        args, env, _ = MISTAKES[case]
+        args = [a.replace("{tmp}", str(mistakes)).replace("{repo}", str(REPO)) for a in args]
+        env = {k: v.replace("{tmp}", str(mistakes)) for k, v in env.items()}
+        if "HF_HOME" in env:  # no token from the environment either
+            env.setdefault("HF_TOKEN", "")
+        return run(*args, cwd=mistakes, env=env)  # a fit that wrongly starts writes its run there
+
+    with ThreadPoolExecutor(3) as pool:
+        return dict(zip(MISTAKES, pool.map(one, MISTAKES), strict=True))
+
+
+@pytest.mark.parametrize("case", list(MISTAKES))
+def test_every_cli_mistake_is_one_line_that_names_the_fix(case, mistake_outputs, data_root):
+    if case == "--device cuda without CUDA" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = mistake_outputs[case]
+    text = (out.stdout + out.stderr).strip()
+    assert out.returncode != 0, text
+    assert "Traceback" not in text, text
+    assert len(text.splitlines()) <= 3, text
+    assert MISTAKES[case][2] in out.stderr, text
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_ctrl_c_during_sample_or_evaluate_is_one_line_and_exit_130(tmp_path, data_root):
+    for args in (["sample", "stylegan2-mnist-32", "-n", "100000", "-o", str(tmp_path / "x.png")],
+                 ["evaluate", "dcgan-mnist", "--num-samples", "100000", "--num-real", "2000"]):  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "ganzoo.cli", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            while _cpu_seconds(proc.pid) < 10:  # past the imports (about 4 s): generating or measuring
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            stderr = proc.communicate(timeout=120)[1]
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].endswith("no output was written")
+        assert not (tmp_path / "x.png").exists()
 
 
 def test_fit_without_data_says_what_to_set(tmp_path):
@@ -112,14 +231,17 @@ def fit_args(
     return [
         "fit", *recipe, *data_overrides,
         "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.accelerator=cpu",
-        "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path / 'elsewhere'}",
     ]  # fmt: skip
 
 
 def check_fit_export_load(tmp_path: Path) -> None:
-    ckpts = sorted((tmp_path / "runs" / "dcgan-mnist" / "checkpoints").glob("last.ckpt"))
-    assert ckpts, "ganzoo fit wrote no checkpoint"
-    assert cli.main(["export", str(ckpts[0]), str(tmp_path / "exported")]) == 0
+    # --trainer.default_root_dir moves the whole run: checkpoints, logs and the recipe as run.
+    run = tmp_path / "elsewhere" / "dcgan-mnist" / "run-0"
+    assert (run / "checkpoints" / "last.ckpt").is_file(), "ganzoo fit wrote no checkpoint"
+    assert (run / "logs" / "version_0" / "config.yaml").is_file()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "lightning_logs").exists()
+    assert cli.main(["export", str(run), str(tmp_path / "exported")]) == 0
     gan = ganzoo.load(tmp_path / "exported")
     assert gan.batches_seen == 3 and gan.images_seen == 3 * 128
     assert gan.sample(2, seed=0).shape == (2, 1, 32, 32)
@@ -142,6 +264,39 @@ def test_fit_recipe_on_real_mnist_from_another_folder(tmp_path, monkeypatch, dat
     monkeypatch.chdir(tmp_path)
     assert cli.main(fit_args(tmp_path, [])) == 0
     check_fit_export_load(tmp_path)
+
+
+def test_two_runs_in_one_folder_export_each_and_last_resumes_the_newest(tmp_path):
+    base = ["fit", "--recipe", "dcgan-mnist", "--data=ganzoo.data.Synthetic", "--data.image_size=32",
+            "--data.batch_size=16", "--data.num_images=128", "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false"]  # fmt: skip
+    runs = tmp_path / "runs" / "dcgan-mnist"
+    for i, batches in enumerate((2, 3)):
+        out = run(*base, "--trainer.max_epochs=1", f"--trainer.limit_train_batches={batches}", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"ganzoo fit: new run in {Path('runs', 'dcgan-mnist', f'run-{i}')}:" in out.stderr
+        # What users cannot act on is not shown: LightningCLI's args warning, tips, other libraries' deprecations.
+        assert not any(w in out.stderr for w in ("args parameter", "Tip:", "deprecated")), out.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["run-0", "run-1"]
+    for i, batches in enumerate((2, 3)):  # each run folder exports that run
+        assert cli.main(["export", str(runs / f"run-{i}"), str(tmp_path / f"export-{i}")]) == 0
+        assert ganzoo.load(tmp_path / f"export-{i}").batches_seen == batches
+
+    # --ckpt_path last: the newest run, named; it continues in its own folder, and last.ckpt stays its newest state.
+    out = run(*base, "--trainer.max_epochs=2", "--trainer.limit_train_batches=3", "--ckpt_path", "last", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"ganzoo fit: resuming {Path('runs', 'dcgan-mnist', 'run-1')} from " in out.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["run-0", "run-1"]
+    assert not list(runs.rglob("last-v*.ckpt"))
+    assert ganzoo.load(runs / "run-1" / "checkpoints" / "last.ckpt").batches_seen == 6
+    assert ganzoo.load(runs / "run-0" / "checkpoints" / "last.ckpt").batches_seen == 2
+    assert sorted(p.name for p in (runs / "run-1" / "logs").iterdir()) == ["version_0", "version_1"]  # nothing lost
+
+    # last-or-new where nothing was run starts a run and says so.
+    out = run(*base, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--ckpt_path", "last-or-new",
+              "--trainer.default_root_dir=other", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"new run (no checkpoint to resume) in {Path('other', 'dcgan-mnist', 'run-0')}" in out.stderr
 
 
 def test_export_refuses_a_foreign_checkpoint(tmp_path):

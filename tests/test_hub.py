@@ -384,7 +384,7 @@ def test_push_folder(fake_hfapi, saved, tmp_path):
 
 
 def test_push_model_uploads_a_loadable_folder(fake_hfapi, saved):
-    url = ganzoo.push_to_hub(saved.gan, "someone/dcgan-tiny")
+    url = ganzoo.push_to_hub(saved.gan, "someone/dcgan-tiny", token="hf_test")
     assert url.endswith(f"/commit/{'a' * 40}")
     assert [c[0] for c in fake_hfapi] == ["create_repo", "upload_folder"]
     create, upload = fake_hfapi[0][1], fake_hfapi[1][1]
@@ -405,7 +405,7 @@ def test_push_damaged_folder_is_refused_before_any_hub_call(fake_hfapi, saved, t
     else:
         (folder / "config.json").unlink()
     with pytest.raises(CheckpointError):
-        ganzoo.push_to_hub(folder, "someone/dcgan-tiny")
+        ganzoo.push_to_hub(folder, "someone/dcgan-tiny", token="hf_test")
     assert fake_hfapi == []
 
 
