@@ -74,6 +74,17 @@ def test_resume_mid_epoch_is_exact(tmp_path):
     assert_same(straight, snapshot(resumed, tr))
 
 
+def test_last_ckpt_is_always_the_newest_state_of_its_folder(tmp_path):
+    """Two fresh runs into one checkpoint folder (a recipe with a fixed dirpath): last.ckpt is the second run's, with
+    no last-v1.ckpt beside it for `--ckpt_path last` or an export to pick up instead."""
+    for batches in (3, 2):
+        trainer(tmp_path / f"run{batches}", [StopAt(batches=batches), GANCheckpoint(dirpath=tmp_path / "ckpt")]).fit(
+            make(), data()
+        )
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("last*")) == ["last.ckpt"]
+    assert ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt").batches_seen == 2
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_resumes_exactly_with_its_regularisers_on(variant, tmp_path):
     """4 batches, save, resume to 9 == 9 straight, for each variant with its lazy intervals, style mixing,
