@@ -310,3 +310,62 @@ def test_readme_model_table_is_generated_from_the_registry(capsys):
     table = capsys.readouterr().out.strip()
     readme = (REPO / "README.md").read_text()
     assert readme.split("<!-- models:start -->")[1].split("<!-- models:end -->")[0].strip() == table
+
+
+EVAL_SMALL = ["--num-samples", "8", "--metrics", "kid", "--batch-size", "8", "--device", "cpu"]
+
+
+def test_info_sample_evaluate_and_load_take_the_same_names(tmp_path, data_root):
+    """A registered name, a model folder, a .ckpt written by training and a Hub repo id (served by the loopback
+    Hub) are accepted alike by `ganzoo info`, `ganzoo sample`, `ganzoo evaluate` and `ganzoo.load`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import lightning as L
+
+    from ganzoo.callbacks import GANCheckpoint, StopAt
+    from ganzoo.data import Synthetic
+    from tests.hub_server import HubServer
+
+    shipped = REPO / "checkpoints" / "dcgan-mnist"
+    gan = ganzoo.load("dcgan-mnist").train()
+    L.Trainer(callbacks=[StopAt(batches=1), GANCheckpoint(dirpath=tmp_path / "ckpt")], logger=False,
+              enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path).fit(
+        gan, Synthetic(num_images=64, image_size=32, batch_size=16))  # fmt: skip
+    (tmp_path / "real").mkdir()
+    for i in range(8):
+        Image.new("L", (32, 32), 30 * i).save(tmp_path / "real" / f"{i}.png")
+    names = {"name": "dcgan-mnist", "folder": str(shipped), "checkpoint": str(tmp_path / "ckpt" / "last.ckpt"),
+             "hub id": "ganzoo-test/dcgan-mnist"}  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    load = "import sys, ganzoo; g = ganzoo.load(sys.argv[1]); print(g.variant, g.batches_seen)"
+    commands = {
+        (kind, what): cmd
+        for kind, name in names.items()
+        for what, cmd in {
+            "info": ["-m", "ganzoo.cli", "info", name],
+            "sample": ["-m", "ganzoo.cli", "sample", name, "-n", "4", "-o", str(tmp_path / f"{kind}.png")],
+            "evaluate": ["-m", "ganzoo.cli", "evaluate", name, "--real", str(tmp_path / "real"), *EVAL_SMALL],
+            "load": ["-c", load, name],
+        }.items()
+    }
+    with HubServer() as hub:
+        hub.add_repo("ganzoo-test/dcgan-mnist", shipped)
+        env["HF_ENDPOINT"] = hub.url
+
+        def one(cmd):
+            return subprocess.run([sys.executable, *cmd], capture_output=True, text=True, cwd=tmp_path, env=env,
+                                  timeout=300)  # fmt: skip
+
+        with ThreadPoolExecutor(3) as pool:
+            outs = dict(zip(commands, pool.map(one, commands.values()), strict=True))
+    for key, out in outs.items():
+        assert out.returncode == 0, f"{key}: {out.stderr[-2000:]}"
+    for kind in names:
+        assert json.loads(outs[kind, "info"].stdout)["variant"] == "dcgan"
+        assert "KID" in outs[kind, "evaluate"].stdout
+        assert outs[kind, "load"].stdout.split()[0] == "dcgan"
+    # The same weights by name, folder and Hub id; the checkpoint is the model one batch further on.
+    grids = {kind: (tmp_path / f"{kind}.png").read_bytes() for kind in names}
+    assert grids["name"] == grids["folder"] == grids["hub id"] != grids["checkpoint"]
+    assert int(outs["checkpoint", "load"].stdout.split()[1]) == int(outs["name", "load"].stdout.split()[1]) + 1
