@@ -1,4 +1,12 @@
-"""Readers for foreign checkpoint files that never run the code those files carry.
+"""Readers for foreign checkpoint files that never run the code those files carry, keyed by format.
+
+Each reader turns a file into plain data (tensors, numbers, containers); the variant whose format it is maps that
+data to its hparams and state dict (its ``from_upstream``), so this module knows no variant and ``hub`` knows no
+format: :func:`read` dispatches on the format a variant (``GAN.upstream_format``) or a registry entry names.
+
+- ``"torch"``: a ``torch.save`` file (zip or legacy serialisation) such as junyanz' ``latest_net_G.pth``, read
+  with ``torch.load(weights_only=True)``; a folder of them reads as ``{file stem: contents}``.
+- ``"nvidia-pickle"``: see below.
 
 NVIDIA's StyleGAN2-ADA and StyleGAN3 network pickles (``ffhq.pkl``, ``network-snapshot-*.pkl``) store every network
 as ``torch_utils.persistence._reconstruct_persistent_obj(meta)``, where ``meta["module_src"]`` is the Python source
@@ -161,3 +169,54 @@ def read_nvidia_pickle(path: str | os.PathLike) -> Any:
     """
     with open(path, "rb") as f:
         return _RestrictedUnpickler(f).load()
+
+
+def read_torch(path: str | os.PathLike) -> Any:
+    """A ``torch.save`` file read with ``torch.load(weights_only=True)``: tensors and plain containers only, whatever
+    else the file names is refused (:class:`UnsafePickleError`), never imported or run. A folder reads as
+    ``{file stem: contents}`` of its ``.pth``/``.pt`` files (a training folder of several networks)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.endswith((".pth", ".pt")))
+        if not names:
+            raise ValueError(f"{path} holds no .pth or .pt files")
+        return {os.path.splitext(n)[0]: read_torch(os.path.join(path, n)) for n in names}
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e):
+            found = next((line.strip() for line in str(e).splitlines() if "Unsupported global" in line), "")
+            raise UnsafePickleError(
+                f"refusing to load {path}: it names code, not only tensors ({found or 'see the file'}); this reader "
+                "never imports or runs what a file names"
+            ) from None
+        raise
+
+
+READERS = {"torch": read_torch, "nvidia-pickle": read_nvidia_pickle}
+FORMATS = {"torch": "torch.save file of tensors", "nvidia-pickle": "NVIDIA network pickle"}
+
+
+class UpstreamFormatError(ValueError):
+    """A file that its format's reader cannot read: truncated, or a file of another kind."""
+
+
+def read(path: str | os.PathLike, fmt: str) -> Any:
+    """The plain data of upstream file ``path`` in format ``fmt`` (a key of :data:`READERS`).
+
+    Raises:
+        UnsafePickleError: the file asks for code; nothing it names was imported or run.
+        UpstreamFormatError: a truncated or foreign file.
+        FileNotFoundError: no such file or folder.
+    """
+    if fmt not in READERS:
+        raise ValueError(f"unknown upstream format {fmt!r}; ganzoo reads {', '.join(READERS)}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no upstream file {path}")
+    try:
+        return READERS[fmt](path)
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError, OSError, KeyError, IndexError) as e:
+        # (what unpicklers raise on bytes that are not a pickle: KeyError for a memo slot never written, ...)
+        raise UpstreamFormatError(f"{path} is truncated or not a {FORMATS[fmt]} ({type(e).__name__}: {e})") from e

@@ -49,6 +49,8 @@ class GAN(L.LightningModule):
     ddp_networks: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
     # Names of buffers that training never changes (FIR filters, fixed noise maps): not re-broadcast under DDP.
     constant_buffers: ClassVar[tuple[str, ...]] = ()
+    # The format of the variant's official weights (a reader of ganzoo.convert), read for its ``from_upstream``.
+    upstream_format: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         super().__init__()

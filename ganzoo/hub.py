@@ -15,7 +15,6 @@ import hashlib
 import inspect
 import json
 import os
-import pickle
 import re
 import sys
 import tempfile
@@ -231,7 +230,7 @@ def _load_upstream(entry: registry.Pretrained) -> GAN:
     if entry.url not in known and not entry.sha256:
         known[entry.url] = file_sha256(path)  # trust on first use; every later download must match
         _atomic_write(records, lambda p: Path(p).write_text(json.dumps(known, indent=1) + "\n"))
-    gan = from_upstream(path, entry.variant)
+    gan = from_upstream(path, entry.variant, format=entry.format)
     converted.mkdir(parents=True, exist_ok=True)
     _save_weights(gan, converted)
     card = model_card(gan, entry.name, entry)  # with the licence, kept beside the converted weights
@@ -239,24 +238,19 @@ def _load_upstream(entry: registry.Pretrained) -> GAN:
     return load_folder(converted)
 
 
-def from_upstream(path: str | os.PathLike, variant: str) -> GAN:
-    """A model from an upstream checkpoint file, converted by the variant's ``from_upstream``: for
-    ``"stylegan2"``, an NVIDIA network pickle (``ffhq.pkl``, ``network-snapshot-*.pkl``), read by
-    :func:`ganzoo.convert.read_nvidia_pickle` without running the code it embeds."""
+def from_upstream(path: str | os.PathLike, variant: str, *, format: str | None = None) -> GAN:
+    """A model from an upstream checkpoint file (or folder), read as plain data by the reader of ``format`` (by
+    default the variant's ``upstream_format``, see :mod:`ganzoo.convert`), never running code the file carries,
+    and converted by the variant's ``from_upstream``."""
     from ganzoo import convert
 
     cls = registry.get_variant(variant).cls
-    if not hasattr(cls, "from_upstream"):
+    if not cls.upstream_format:
         raise ValueError(f"no converter for upstream {variant} files")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no upstream file {path}")
     try:
-        data = convert.read_nvidia_pickle(path)
-    except convert.UnsafePickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise CheckpointError(f"{path} is truncated or not an NVIDIA network pickle ({type(e).__name__}: {e})") from e
+        data = convert.read(path, format or cls.upstream_format)
+    except convert.UpstreamFormatError as e:
+        raise CheckpointError(str(e)) from e
     return cls.from_upstream(data)
 
 

@@ -39,7 +39,8 @@ class Pretrained:
     Exactly one source of weights is required; ``load`` tries them in this order: ``folder`` (a folder
     of this repository's ``checkpoints/``, installed with the package), the Hugging Face cache, then a
     download of ``hub_repo`` at the pinned ``revision``. ``url`` is an official upstream file that is
-    converted at load time (weights whose licence forbids re-hosting). ``published`` quotes what the papers
+    converted at load time (weights whose licence forbids re-hosting), read as ``format`` (a reader of
+    :mod:`ganzoo.convert`; by default the variant's ``upstream_format``). ``published`` quotes what the papers
     report for the setting, for the model card to set beside ganzoo's own measurements.
     """
 
@@ -58,6 +59,7 @@ class Pretrained:
     resolution: int | None = None
     aliases: tuple[str, ...] = ()
     published: str = ""
+    format: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.folder or self.hub_repo or self.url):

@@ -844,6 +844,8 @@ class StyleGAN2(GAN):
 
     # NVIDIA's weights ------------------------------------------------------------------------------
 
+    upstream_format = "nvidia-pickle"
+
     @classmethod
     def from_upstream(cls, data: dict[str, Any]) -> StyleGAN2:
         """A model from NVIDIA's network pickle, read as data by :func:`ganzoo.convert.read_nvidia_pickle`:
