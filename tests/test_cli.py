@@ -180,8 +180,10 @@ def _cpu_seconds(pid: int) -> float:
 def test_ctrl_c_during_sample_or_evaluate_is_one_line_and_exit_130(tmp_path, data_root):
     for args in (["sample", "stylegan2-mnist-32", "-n", "100000", "-o", str(tmp_path / "x.png")],
                  ["evaluate", "dcgan-mnist", "--num-samples", "100000", "--num-real", "2000"]):  # fmt: skip
+        # As from a terminal: SIGINT handled (a shell's background job, as CI may be, inherits it ignored).
         proc = subprocess.Popen([sys.executable, "-m", "ganzoo.cli", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         try:
             while _cpu_seconds(proc.pid) < 10:  # past the imports (about 4 s): generating or measuring
                 time.sleep(0.2)
