@@ -124,7 +124,8 @@ class SampleGrid(Callback):
     @rank_zero_only
     def _write(self, trainer: L.Trainer, pl_module: GAN) -> None:
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
-        save_grid(pl_module.sample(self.num, seed=self.seed), folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png")
+        images, nrow = pl_module.preview(self.num, seed=self.seed)
+        save_grid(images, folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png", nrow=nrow)
 
 
 class SampleQuality(Callback):

@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -368,10 +368,26 @@ class ImageFolder(ImageDataModule):
         return TensorImageDataset(images, labels, classes)
 
 
+class PairedImageDataset(Dataset):
+    """In-memory uint8 image pairs ``A [N, C, H, W]``, ``B [N, C', H, W]``, served as ``(a, b)`` floats in [-1, 1]."""
+
+    def __init__(self, a: Tensor, b: Tensor) -> None:
+        if a.dtype != torch.uint8 or b.dtype != torch.uint8 or len(a) != len(b):
+            raise ValueError(f"expected as many uint8 A and B images, got {a.dtype} {len(a)} and {b.dtype} {len(b)}")
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return to_unit_range(self.a[index]), to_unit_range(self.b[index])
+
+
 class Synthetic(ImageDataModule):
     """Generated data for tests, no files: each class is a filled disc around its own place on a circle.
 
-    Deterministic for a ``seed``; easy enough that a GAN's losses move within a few steps.
+    Deterministic for a ``seed``; easy enough that a GAN's losses move within a few steps. With ``paired`` the items
+    are translation pairs ``(A, B)``: the discs, and their negatives with the colour channels rotated.
     """
 
     def __init__(
@@ -383,13 +399,29 @@ class Synthetic(ImageDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
+        paired: bool = False,
     ) -> None:
         super().__init__(batch_size, num_workers, image_size)
         self.num_images, self.num_classes, self.seed = num_images, num_classes, seed
-        self.image_channels = image_channels
-        self.classes = tuple(f"disc{i}" for i in range(num_classes))
+        self.image_channels, self.paired = image_channels, paired
+        self.classes = () if paired else tuple(f"disc{i}" for i in range(num_classes))
 
-    def build_dataset(self, split: str) -> TensorImageDataset:
+    @classmethod
+    def matching(cls, gan: Any, num_images: int = 32, batch_size: int = 8, **kwargs: Any) -> Synthetic:
+        """Synthetic data that ``gan`` trains on: its size and channels, its classes, pairs for a translator."""
+        hp = gan.hparams
+        channels = hp.get("image_channels") or hp.get("input_channels") or 3
+        paired = gan.task == "translation"
+        return cls(num_images=num_images, num_classes=hp.get("num_classes") or 4, image_channels=channels,
+                   image_size=hp["image_size"], batch_size=batch_size, paired=paired, **kwargs)  # fmt: skip
+
+    def build_dataset(self, split: str) -> Dataset:
+        discs = self._discs(split)
+        if self.paired:
+            return PairedImageDataset(discs.images, (255 - discs.images).roll(1, dims=1))
+        return discs
+
+    def _discs(self, split: str) -> TensorImageDataset:
         g = torch.Generator().manual_seed(self.seed + (split != "train"))
         labels = torch.randint(self.num_classes, (self.num_images,), generator=g)
         s = self.image_size

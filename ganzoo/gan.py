@@ -34,8 +34,10 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class GAN(L.LightningModule):
-    """Base class: subclasses build ``self.generator`` and ``self.discriminator`` in ``__init__``, then call
-    :meth:`init_ema`, and implement :meth:`latents`, ``training_step`` and ``configure_optimizers``.
+    """Base class of every GAN: the training mechanics, whatever the generator takes. Subclasses build their networks
+    (``ddp_networks``: ``generator`` and ``discriminator`` by default) in ``__init__``, then call :meth:`init_ema`,
+    and implement ``training_step``, ``configure_optimizers`` and :meth:`preview`. :class:`LatentGAN` is the base of
+    the GANs whose generator maps noise to images.
 
     Attributes:
         variant: registry name, set by :func:`ganzoo.registry.register_gan`.
@@ -56,6 +58,7 @@ class GAN(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.generator_ema: nn.Module | None = None
+        self.ema_networks: tuple[str, ...] = ()  # networks with an EMA copy, ``<name>_ema``
         self.ema_kimg: float | None = None
         self.images_seen = 0
         self.batches_seen = 0
@@ -93,24 +96,14 @@ class GAN(L.LightningModule):
     # ----------------------------------------------------------------------------------------------
     # Subclass hooks
 
-    def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generator inputs, drawn on the CPU from ``generator`` (so a seed means the same on every device)."""
+    def preview(self, n: int = 64, seed: int = 0) -> tuple[Tensor, int | None]:
+        """What the model makes, as images ``[N, C, H, W]`` in [-1, 1] and the grid's images per row (``None``: a
+        near-square grid), the same for the same ``seed``: the sample grid of ``save_pretrained``, the card and
+        :class:`~ganzoo.callbacks.SampleGrid`. A generator of noise shows ``n`` samples."""
         raise NotImplementedError
 
-    def generate(self, net: nn.Module, z: Tensor, **kwargs: Any) -> Tensor:
-        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]. A conditional
-        generator is called as ``net(z, c)`` (see :meth:`with_labels`). Variants with sampling options (StyleGAN2's
-        truncation) take them as ``kwargs``."""
-        if kwargs:
-            raise TypeError(f"{type(self).__name__} has no sampling options; got {sorted(kwargs)}")
-        if self.num_classes:
-            return net(z[:, : -self.num_classes], z[:, -self.num_classes :])
-        return net(z)
-
-    # ----------------------------------------------------------------------------------------------
-    # Class conditioning. A conditional variant has ``hparams.num_classes > 0``; its networks take the class as
-    # NVIDIA's do, a one-hot ``c [N, num_classes]`` (``G(z, c)``, ``D(images, c)``), and its latents carry ``c``
-    # as their last ``num_classes`` columns.
+    def check_data(self) -> None:
+        """Check the training data against the model at fit start (a conditional model's classes); a no-op here."""
 
     @property
     def num_classes(self) -> int:
@@ -122,58 +115,14 @@ class GAN(L.LightningModule):
         """The classes' names (``hparams.class_names``, filled in from the data at fit time), else their ids."""
         return list(self.hparams.get("class_names") or [str(i) for i in range(self.num_classes)])
 
-    def one_hot(self, labels: Tensor | Sequence[int | str] | int, n: int) -> Tensor:
-        """``labels`` as the ``c`` the networks take: one-hot ``[n, num_classes]`` on the module's device.
-
-        ``labels`` are ``n`` class ids (a list or a 1-D integer tensor), ``n`` class names, or one id (an int) or
-        one name for all ``n``.
-        Anything else (out of range, a float or one-hot tensor, the wrong length) is refused with a ValueError
-        that says what was expected.
-        """
-        k, name = self.num_classes, type(self).__name__
-        if not k:
-            raise ValueError(f"this {name} is unconditional: it takes no labels (leave labels out)")
-        expected = f"{n} class ids in [0, {k}) (a list or a 1-D integer tensor), class names, or one id for all"
-        if isinstance(labels, str) or (isinstance(labels, Sequence) and labels and isinstance(labels[0], str)):
-            names = self.class_names
-            names_given = [labels] if isinstance(labels, str) else list(labels)
-            unknown = sorted({x for x in names_given if x not in names})
-            if unknown:
-                raise ValueError(f"unknown class names {unknown}: this {name}'s classes are {names}")
-            ids = [names.index(x) for x in names_given]
-            labels = ids[0] if isinstance(labels, str) else ids
-        labels = torch.as_tensor(labels)
-        if labels.ndim > 1 and labels.shape[0] == n and labels.shape[-1] == k:
-            raise ValueError(f"labels of shape {list(labels.shape)} look one-hot; give class ids ({expected}), "
-                             "e.g. labels.argmax(1)")  # fmt: skip
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"labels must be integer class ids, got a {labels.dtype} tensor; expected {expected}")
-        if labels.ndim == 0:
-            labels = labels.expand(n)
-        if labels.ndim != 1 or len(labels) != n:
-            raise ValueError(f"labels of shape {list(labels.shape)} for {n} images; expected {expected}")
-        if labels.min() < 0 or labels.max() >= k:
-            bad = sorted({int(x) for x in labels if not 0 <= x < k})
-            raise ValueError(f"class ids {bad} out of range: this {name} has {k} classes, ids 0 to {k - 1}")
-        return torch.nn.functional.one_hot(labels.long().to(self.device), k).float()
-
-    def batch_labels(self, labels: Tensor) -> Tensor:
-        """A training batch's class ids ``[N]`` as one-hot ``c [N, num_classes]``, without :meth:`one_hot`'s checks:
-        those read the ids back to the host, which would stall a GPU on every step. The data modules check their
-        labels once, and :meth:`_check_classes` checks the class count at fit time."""
-        return torch.nn.functional.one_hot(labels.long(), self.num_classes).to(self.dtype)
-
-    def with_labels(self, z: Tensor, labels: Tensor | Sequence[int | str] | int) -> Tensor:
-        """Latents ``z`` (with or without class columns) with their class set to ``labels`` (see :meth:`one_hot`)."""
-        c = self.one_hot(labels, len(z)).to(z.device)
-        dim = z.shape[1] - self.num_classes if z.shape[1] > self.hparams.latent_dim else z.shape[1]
-        return torch.cat([z[:, :dim], c], dim=1)
-
     # ----------------------------------------------------------------------------------------------
     # Training helpers
 
-    def init_ema(self, ema_kimg: float | None, ema_rampup: float | None = None) -> None:
-        """Create ``generator_ema`` as a frozen copy of ``generator``; ``None`` or 0 turns the EMA off.
+    def init_ema(
+        self, ema_kimg: float | None, ema_rampup: float | None = None, networks: Sequence[str] = ("generator",)
+    ) -> None:
+        """Create ``<name>_ema``, a frozen copy, for each of ``networks`` (``generator_ema``; a two-way translator
+        averages both generators); ``None`` or 0 turns the EMA off.
 
         ``ema_rampup`` (NVIDIA's StyleGAN2-ADA option, 0.05 in its ``auto`` and ``cifar`` configurations) shortens the
         half-life early in training to ``min(ema_kimg, ema_rampup * kimg seen)``, so the average does not hold on to
@@ -181,71 +130,38 @@ class GAN(L.LightningModule):
         """
         self.ema_kimg = ema_kimg or None
         self.ema_rampup = ema_rampup or None
-        if self.ema_kimg is None:
-            self.generator_ema = None
-            return
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.ema_networks = tuple(networks) if self.ema_kimg is not None else ()
+        for name in networks:
+            ema = copy.deepcopy(getattr(self, name)).requires_grad_(False) if self.ema_kimg is not None else None
+            setattr(self, f"{name}_ema", ema)
 
     @torch.no_grad()
     def update_ema(self, batch_size: int) -> None:
-        """One EMA step after a generator step on ``batch_size`` images (all processes together):
-        ``ema = lerp(ema, generator, 1 - beta)`` with ``beta = 0.5 ** (batch_size / half_life)``, the half-life
-        ``1000 * ema_kimg`` images, or ``min(that, ema_rampup * images_seen)`` with a ramp-up.
+        """One EMA step of each of ``ema_networks`` after a generator step on ``batch_size`` images (all processes
+        together): ``ema = lerp(ema, net, 1 - beta)`` with ``beta = 0.5 ** (batch_size / half_life)``, the
+        half-life ``1000 * ema_kimg`` images, or ``min(that, ema_rampup * images_seen)`` with a ramp-up.
 
         Buffers are copied, not averaged, as NVIDIA does: for a generator with batch norm the EMA generator then
         normalises with the running statistics of the live generator's activations, not of its own. With a long
         half-life and a slowly moving generator the two are close; :meth:`recompute_ema_batchnorm` measures the EMA
         generator's own statistics when they matter.
         """
-        if self.generator_ema is None:
+        if not self.ema_networks:
             return
         half_life = 1000.0 * self.ema_kimg
         if self.ema_rampup is not None:
             half_life = min(half_life, max(self.images_seen - batch_size, 0) * self.ema_rampup)  # images before
         beta = 0.5 ** (batch_size / max(half_life, 1e-8))
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-            p_ema.lerp_(p.detach(), 1.0 - beta)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-            b_ema.copy_(b)
-
-    @torch.no_grad()
-    def recompute_ema_batchnorm(self, num_images: int = 4096, batch_size: int = 256, seed: int = 0) -> None:
-        """Replace the batch-norm running statistics of ``generator_ema`` by those of its own activations: the
-        averages of the batch means and variances over ``num_images`` generated images (fixed ``seed``), as SWA's
-        ``update_bn`` does for averaged weights. A no-op for generators without batch norm."""
-        net = self.generator_ema
-        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if net else []
-        if not norms:
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over all batches
-        was_training = net.training
-        net.train()
-        try:
-            z = self.sample_latents(num_images, seed)
-            for zb in z.split(batch_size):
-                self.generate(net, zb.to(self.device))
-        finally:
-            net.train(was_training)
-            for m, momentum in zip(norms, momenta, strict=True):
-                m.momentum = momentum
+        for name in self.ema_networks:
+            ema, net = getattr(self, f"{name}_ema"), getattr(self, name)
+            for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+                p_ema.lerp_(p.detach(), 1.0 - beta)
+            for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):
+                b_ema.copy_(b)
 
     def net(self, name: str) -> nn.Module:
         """The network ``name`` as ``training_step`` must call it: its own DDP wrapper under ``gan_ddp``."""
         return self._ddp[name] if name in self._ddp else getattr(self, name)
-
-    def training_latents(self, n: int) -> Tensor:
-        """``n`` generator inputs for this process's share of a training batch, on the module's device.
-
-        Every process draws the whole batch's latents (``n * world_size``) from one generator with the same
-        seed and keeps its own slice: a 2-process run with batch ``b`` sees exactly the latents of a
-        1-process run with batch ``2b``, and resuming restores the stream exactly.
-        """
-        world, rank = self.trainer.world_size, self.trainer.global_rank
-        z = self.latents(n * world, generator=self._latent_rng)  # seeded at fit start (see _seed_per_rank)
-        return z[rank * n : (rank + 1) * n].to(self.device, non_blocking=True)
 
     def update(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
         """One optimizer step on ``loss``: zero the gradients, backpropagate, clip, step.
@@ -276,8 +192,9 @@ class GAN(L.LightningModule):
                 for p in group["params"]:
                     if p.grad is not None:
                         torch.nan_to_num_(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
-        if name in self.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(getattr(self, name).parameters(), self.grad_clip[name])
+        if name in self.grad_clip:  # the optimizer's own parameters (one optimizer may hold several networks)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip[name])
             self.log(f"grad_norm/{name}", norm, on_step=True, on_epoch=False)
         if scaler is not None:
             scaler.step(optimizer)
@@ -471,7 +388,7 @@ class GAN(L.LightningModule):
                 "--trainer.callbacks.train_fresh_parts=true), or load weights that include a discriminator."
             )
         self.untrained_parts = set()  # trained from here on
-        self._check_classes()
+        self.check_data()
         self._seed_per_rank()
         device = self.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
@@ -501,25 +418,6 @@ class GAN(L.LightningModule):
         torch.manual_seed(seed)  # CUDA generators too
         np.random.seed(seed % 2**32)
         random.seed(seed)
-
-    def _check_classes(self) -> None:
-        """A conditional model takes its class names from the training data, which must have as many classes."""
-        datamodule = self.trainer.datamodule
-        classes = tuple(getattr(datamodule, "classes", None) or ()) if self.num_classes else ()
-        if not classes:
-            if self.num_classes and hasattr(datamodule, "classes"):
-                raise ValueError(
-                    f"this {type(self).__name__} is class-conditional (num_classes={self.num_classes}) but the data "
-                    f"has no classes: train it on labelled data (e.g. ImageFolder with labels=True)"
-                )
-            return
-        if len(classes) != self.num_classes:
-            raise ValueError(
-                f"the model has num_classes={self.num_classes} but the data has {len(classes)} classes "
-                f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): set num_classes={len(classes)}"
-            )
-        if not self.hparams.get("class_names"):
-            self.hparams.class_names = list(classes)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = {"variant": self.variant, **self.training_state()}
@@ -570,8 +468,138 @@ class GAN(L.LightningModule):
         # A resumed run keeps the recipe it runs (set by ganzoo fit): the checkpoint's is the earlier run's.
         self.training_config = self.training_config or state.get("training_config")
 
+
+class LatentGAN(GAN):
+    """A GAN whose generator maps noise (and, for a conditional model, a class) to images: DCGAN, cGAN, WGAN,
+    StyleGAN2. Adds the latent inputs, class labels and sampling to :class:`GAN`; subclasses implement
+    :meth:`latents` (and :meth:`generate` when their generator is not called as ``G(z)`` or ``G(z, c)``)."""
+
+    def latents(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generator inputs, drawn on the CPU from ``generator`` (so a seed means the same on every device)."""
+        raise NotImplementedError
+
+    def generate(self, net: nn.Module, z: Tensor, **kwargs: Any) -> Tensor:
+        """Run generator ``net`` on inputs from :meth:`latents`; images ``[N, C, H, W]`` in [-1, 1]. A conditional
+        generator is called as ``net(z, c)`` (see :meth:`with_labels`). Variants with sampling options (StyleGAN2's
+        truncation) take them as ``kwargs``."""
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no sampling options; got {sorted(kwargs)}")
+        if self.num_classes:
+            return net(z[:, : -self.num_classes], z[:, -self.num_classes :])
+        return net(z)
+
+    # ----------------------------------------------------------------------------------------------
+    # Class conditioning. A conditional variant has ``hparams.num_classes > 0``; its networks take the class as
+    # NVIDIA's do, a one-hot ``c [N, num_classes]`` (``G(z, c)``, ``D(images, c)``), and its latents carry ``c``
+    # as their last ``num_classes`` columns.
+
+    def one_hot(self, labels: Tensor | Sequence[int | str] | int, n: int) -> Tensor:
+        """``labels`` as the ``c`` the networks take: one-hot ``[n, num_classes]`` on the module's device.
+
+        ``labels`` are ``n`` class ids (a list or a 1-D integer tensor), ``n`` class names, or one id (an int) or
+        one name for all ``n``.
+        Anything else (out of range, a float or one-hot tensor, the wrong length) is refused with a ValueError
+        that says what was expected.
+        """
+        k, name = self.num_classes, type(self).__name__
+        if not k:
+            raise ValueError(f"this {name} is unconditional: it takes no labels (leave labels out)")
+        expected = f"{n} class ids in [0, {k}) (a list or a 1-D integer tensor), class names, or one id for all"
+        if isinstance(labels, str) or (isinstance(labels, Sequence) and labels and isinstance(labels[0], str)):
+            names = self.class_names
+            names_given = [labels] if isinstance(labels, str) else list(labels)
+            unknown = sorted({x for x in names_given if x not in names})
+            if unknown:
+                raise ValueError(f"unknown class names {unknown}: this {name}'s classes are {names}")
+            ids = [names.index(x) for x in names_given]
+            labels = ids[0] if isinstance(labels, str) else ids
+        labels = torch.as_tensor(labels)
+        if labels.ndim > 1 and labels.shape[0] == n and labels.shape[-1] == k:
+            raise ValueError(f"labels of shape {list(labels.shape)} look one-hot; give class ids ({expected}), "
+                             "e.g. labels.argmax(1)")  # fmt: skip
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class ids, got a {labels.dtype} tensor; expected {expected}")
+        if labels.ndim == 0:
+            labels = labels.expand(n)
+        if labels.ndim != 1 or len(labels) != n:
+            raise ValueError(f"labels of shape {list(labels.shape)} for {n} images; expected {expected}")
+        if labels.min() < 0 or labels.max() >= k:
+            bad = sorted({int(x) for x in labels if not 0 <= x < k})
+            raise ValueError(f"class ids {bad} out of range: this {name} has {k} classes, ids 0 to {k - 1}")
+        return torch.nn.functional.one_hot(labels.long().to(self.device), k).float()
+
+    def batch_labels(self, labels: Tensor) -> Tensor:
+        """A training batch's class ids ``[N]`` as one-hot ``c [N, num_classes]``, without :meth:`one_hot`'s checks:
+        those read the ids back to the host, which would stall a GPU on every step. The data modules check their
+        labels once, and :meth:`_check_classes` checks the class count at fit time."""
+        return torch.nn.functional.one_hot(labels.long(), self.num_classes).to(self.dtype)
+
+    def with_labels(self, z: Tensor, labels: Tensor | Sequence[int | str] | int) -> Tensor:
+        """Latents ``z`` (with or without class columns) with their class set to ``labels`` (see :meth:`one_hot`)."""
+        c = self.one_hot(labels, len(z)).to(z.device)
+        dim = z.shape[1] - self.num_classes if z.shape[1] > self.hparams.latent_dim else z.shape[1]
+        return torch.cat([z[:, :dim], c], dim=1)
+
+    @torch.no_grad()
+    def recompute_ema_batchnorm(self, num_images: int = 4096, batch_size: int = 256, seed: int = 0) -> None:
+        """Replace the batch-norm running statistics of ``generator_ema`` by those of its own activations: the
+        averages of the batch means and variances over ``num_images`` generated images (fixed ``seed``), as SWA's
+        ``update_bn`` does for averaged weights. A no-op for generators without batch norm."""
+        net = self.generator_ema
+        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if net else []
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches
+        was_training = net.training
+        net.train()
+        try:
+            z = self.sample_latents(num_images, seed)
+            for zb in z.split(batch_size):
+                self.generate(net, zb.to(self.device))
+        finally:
+            net.train(was_training)
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+
+    def training_latents(self, n: int) -> Tensor:
+        """``n`` generator inputs for this process's share of a training batch, on the module's device.
+
+        Every process draws the whole batch's latents (``n * world_size``) from one generator with the same
+        seed and keeps its own slice: a 2-process run with batch ``b`` sees exactly the latents of a
+        1-process run with batch ``2b``, and resuming restores the stream exactly.
+        """
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        z = self.latents(n * world, generator=self._latent_rng)  # seeded at fit start (see _seed_per_rank)
+        return z[rank * n : (rank + 1) * n].to(self.device, non_blocking=True)
+
+    def check_data(self) -> None:
+        """A conditional model takes its class names from the training data, which must have as many classes."""
+        datamodule = self.trainer.datamodule
+        classes = tuple(getattr(datamodule, "classes", None) or ()) if self.num_classes else ()
+        if not classes:
+            if self.num_classes and hasattr(datamodule, "classes"):
+                raise ValueError(
+                    f"this {type(self).__name__} is class-conditional (num_classes={self.num_classes}) but the data "
+                    f"has no classes: train it on labelled data (e.g. ImageFolder with labels=True)"
+                )
+            return
+        if len(classes) != self.num_classes:
+            raise ValueError(
+                f"the model has num_classes={self.num_classes} but the data has {len(classes)} classes "
+                f"({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}): set num_classes={len(classes)}"
+            )
+        if not self.hparams.get("class_names"):
+            self.hparams.class_names = list(classes)
+
     # ----------------------------------------------------------------------------------------------
     # Inference
+
+    def preview(self, n: int = 64, seed: int = 0) -> tuple[Tensor, int | None]:
+        """``n`` samples of ``seed``; a conditional model's classes cycle along each row, one column per class."""
+        return self.sample(n, seed=seed), self.num_classes or None
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -638,6 +666,147 @@ class GAN(L.LightningModule):
                 yield self.generate(net, zb.to(self.device), **kwargs).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)
+
+
+class ImageToImageGAN(GAN):
+    """A GAN whose generator maps an image to an image: translation (Pix2Pix, CycleGAN) and super-resolution.
+
+    Subclasses name their generators per direction in ``directions`` (``{"a2b": "generator"}``; a two-way
+    translator adds ``"b2a"``) and the side multiple their generators need (:attr:`size_multiple`: ``2 ** d`` for a
+    U-Net of ``d`` downsamplings). :meth:`translate` runs the EMA copy when there is one. Training batches are
+    ``(A, B)`` pairs of images in [-1, 1] (two independent draws for unpaired data).
+    """
+
+    directions: ClassVar[dict[str, str]] = {"a2b": "generator"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A few training inputs, taken at the first batch and kept in checkpoints: what preview() translates.
+        self.preview_inputs: Tensor | None = None
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this for the generators (1: any size)."""
+        return 1
+
+    @property
+    def output_scale(self) -> int:
+        """Output side over input side (super-resolution: the upscaling factor)."""
+        return 1
+
+    def direction_network(self, direction: str) -> nn.Module:
+        """The network that translates ``direction`` (its EMA copy when there is one)."""
+        if direction not in self.directions:
+            raise ValueError(f"direction {direction!r}: this {type(self).__name__} translates "
+                             f"{', '.join(self.directions)}")  # fmt: skip
+        name = self.directions[direction]
+        net = getattr(self, f"{name}_ema", None) or getattr(self, name, None)
+        if net is None or name in self.untrained_parts:
+            other = ", ".join(d for d in self.directions if d != direction)
+            raise ValueError(f"this {type(self).__name__} has no trained {direction} generator (its weights hold "
+                             f"only {other}): translate with direction={other!r}")  # fmt: skip
+        return net
+
+    @torch.no_grad()
+    def translate(
+        self,
+        images: Tensor | Image.Image | Sequence[Image.Image],
+        direction: str = "a2b",
+        *,
+        batch_size: int = 16,
+        pad: bool = True,
+        train_mode: bool = False,
+        progress: bool = False,
+    ) -> Tensor | Image.Image | list[Image.Image]:
+        """Translate ``images`` in ``direction``, returning the same kind: ``[N, C, H, W]`` float in [-1, 1] or uint8
+        in [0, 255], one PIL image or a list of them (of any sizes).
+
+        Sides that the generator cannot take (a U-Net of ``d`` downsamplings needs multiples of ``2 ** d``) are
+        reflect-padded and the output cropped back; with ``pad=False`` they are an error naming the nearest valid
+        sizes. The network runs in eval mode (batch norm on its running statistics, no dropout: deterministic);
+        ``train_mode=True`` runs it as junyanz' ``test.py`` does without ``--eval`` (batch statistics, dropout on).
+        """
+        if isinstance(images, Image.Image):
+            return self.translate([images], direction, pad=pad, train_mode=train_mode)[0]
+        if not isinstance(images, Tensor):  # PIL images, one at a time (their sizes may differ)
+            outs = []
+            for im in _progress(list(images), progress, desc="translating", unit="image"):
+                x = _from_pil(im, self.hparams.get("input_channels", 3))
+                outs.append(to_pil(self.translate(x, direction, pad=pad, train_mode=train_mode))[0])
+            return outs
+        if images.ndim != 4:
+            raise ValueError(f"expected images [N, C, H, W], got shape {list(images.shape)}")
+        uint8 = images.dtype == torch.uint8
+        x = images.float() / 127.5 - 1.0 if uint8 else images.float()
+        expected = int(self.hparams.get("input_channels", x.shape[1]))
+        if x.shape[1] != expected:
+            raise ValueError(f"{x.shape[1]}-channel images: this {type(self).__name__} takes {expected} channels")
+        net = self.direction_network(direction)
+        was_training = net.training
+        net.train(train_mode)
+        try:
+            batches = _progress(x.split(batch_size), progress, desc="translating", unit="batch")
+            y = torch.cat([self.run(net, xb.to(self.device), pad=pad).cpu() for xb in batches])
+        finally:
+            net.train(was_training)
+        return to_uint8(y) if uint8 else y
+
+    def run(self, net: nn.Module, x: Tensor, *, pad: bool = True) -> Tensor:
+        """``net(x)`` for inputs of any size: reflect-padded to :attr:`size_multiple` and cropped back, clamped to
+        [-1, 1]."""
+        m, (h, w) = self.size_multiple, x.shape[-2:]
+        ph, pw = -h % m, -w % m
+        if (ph or pw) and not pad:
+            near = sorted({max(m, v // m * m) for v in (h, w)} | {(v // m + 1) * m for v in (h, w)})
+            sizes = ", ".join(map(str, near))
+            raise ValueError(f"a {h}x{w} input: this {type(self).__name__}'s generator needs sides that are "
+                             f"multiples of {m} (nearest: {sizes}); pad=True pads and crops back")  # fmt: skip
+        if ph or pw:  # reflection needs the pad smaller than the side; tiny inputs replicate their border instead
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
+        s = self.output_scale
+        return net(x)[..., : h * s, : w * s].float().clamp_(-1.0, 1.0)
+
+    def example_inputs(self, n: int, seed: int = 0) -> Tensor:
+        """``n`` inputs for previews when no training inputs are known: smooth random images (seeded)."""
+        size = int(self.hparams.get("image_size", 64))
+        g = torch.Generator().manual_seed(seed)
+        coarse = torch.rand(n, int(self.hparams.get("input_channels", 3)), 4, 4, generator=g) * 2 - 1
+        return nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+    def preview(self, n: int = 8, seed: int = 0) -> tuple[Tensor, int | None]:
+        """Up to 8 input | output pairs, two per row: the training inputs kept at the first batch, else
+        :meth:`example_inputs` of ``seed``."""
+        n = min(n, 8)
+        x = self.preview_inputs[:n] if self.preview_inputs is not None else self.example_inputs(n, seed)
+        y = self.translate(x)
+        if x.shape[1] != y.shape[1]:  # gray beside colour: show both in colour
+            x, y = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (x, y))
+        if x.shape[-2:] != y.shape[-2:]:  # super-resolution: the input enlarged (nearest) to the output's size
+            x = nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest")
+        return torch.stack([x, y], 1).flatten(0, 1), 4
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        if self.preview_inputs is None:
+            self.preview_inputs = batch[0][:8].detach().float().cpu().clone()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.preview_inputs is not None:
+            checkpoint["ganzoo"]["preview_inputs"] = self.preview_inputs
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        super().load_training_state(state)
+        if isinstance(state.get("preview_inputs"), Tensor):
+            self.preview_inputs = state["preview_inputs"]
+
+
+def _from_pil(image: Image.Image, channels: int) -> Tensor:
+    """A PIL image as ``[1, C, H, W]`` in [-1, 1] with ``channels`` channels."""
+    im = image.convert("L" if channels == 1 else "RGB")
+    t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.height, im.width, channels)
+    return t.permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
 def to_uint8(images: Tensor) -> Tensor:

@@ -76,8 +76,8 @@ def save_pretrained(
         _atomic_write(folder / TRAINING_CONFIG_NAME, lambda p: Path(p).write_text(gan.training_config))
     else:
         (folder / TRAINING_CONFIG_NAME).unlink(missing_ok=True)  # a reused folder keeps no other model's recipe
-    # A conditional model's classes cycle along each row: one column per class.
-    save_grid(gan.sample(num_samples, seed=0), folder / SAMPLES_NAME, nrow=gan.num_classes or None)
+    images, nrow = gan.preview(num_samples, seed=0)
+    save_grid(images, folder / SAMPLES_NAME, nrow=nrow)
     entry = registry.get_pretrained(name) if registry.is_pretrained(name) else None
     measured = registry.measured(name, file_sha256(folder / WEIGHTS_NAME)) if entry else None
     card = model_card(gan, name, entry, license=license, measured=measured)
@@ -680,6 +680,18 @@ def model_card(
         ),
     ]
     source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"
+    translator = gan.task == "translation"
+    if translator:
+        directions = " or ".join(f'direction="{d}"' for d in gan.directions)
+        usage = [f"out = gan.translate(images)  # {directions}; [N, C, H, W] in [-1, 1], uint8, or PIL images"]
+        usage_cli = "Fine-tune with `trainer.fit(gan, datamodule)` on (A, B) pairs."
+    else:
+        usage = ["images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]"
+                 + (", classes 0, 1, 2, ... in turn" if gan.num_classes else "")]  # fmt: skip
+        if gan.num_classes:
+            label = gan.class_names[-1]
+            usage.append(f"images = gan.sample(16, seed=0, labels={gan.num_classes - 1})  # all of class {label!r}")
+        usage_cli = f"or `ganzoo sample {name} -n 64 -o grid.png`. Fine-tune with `trainer.fit(gan, datamodule)`."
     body = [
         f"# {name}",
         "",
@@ -695,8 +707,13 @@ def model_card(
         "",
         f"![samples]({SAMPLES_NAME})",
         "",
-        f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
-        + (", one column per class." if gan.num_classes else "."),
+        (
+            f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (inputs from the training data, kept at its "
+            f"first batch), from {source}."
+            if translator
+            else f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
+            + (", one column per class." if gan.num_classes else ".")
+        ),
         "",
         "## Metrics",
         "",
@@ -731,16 +748,10 @@ def model_card(
         "import ganzoo",
         "",
         f'gan = ganzoo.load("{name}")',
-        "images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]"
-        + (", classes 0, 1, 2, ... in turn" if gan.num_classes else ""),
-        *(
-            [f"images = gan.sample(16, seed=0, labels={gan.num_classes - 1})  # all of class {gan.class_names[-1]!r}"]
-            if gan.num_classes
-            else []
-        ),
+        *usage,
         "```",
         "",
-        f"or `ganzoo sample {name} -n 64 -o grid.png`. Fine-tune with `trainer.fit(gan, datamodule)`.",
+        usage_cli,
         "",
         "## Licence and limits",
         "",

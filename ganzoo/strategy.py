@@ -54,9 +54,10 @@ class GANDDPStrategy(DDPStrategy):
             for key, b in getattr(gan, name).named_buffers()
             if key.rsplit(".", 1)[-1] not in constant
         ]
-        # DDP has broadcast rank 0's parameters into the wrapped networks; the EMA copy starts from them too.
-        if gan.generator_ema is not None:
-            for t in (*gan.generator_ema.parameters(), *gan.generator_ema.buffers()):
+        # DDP has broadcast rank 0's parameters into the wrapped networks; the EMA copies start from them too.
+        for name in gan.ema_networks:
+            ema = getattr(gan, f"{name}_ema")
+            for t in (*ema.parameters(), *ema.buffers()):
                 dist.broadcast(t.data, src=0)
 
     def broadcast_buffers(self) -> None:

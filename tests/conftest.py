@@ -8,6 +8,8 @@ from ganzoo import registry
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = sorted(registry.variants())
+# The variants whose generator maps noise to images (sample, latents, labels); the others translate images.
+LATENT_VARIANTS = sorted(n for n, v in registry.variants().items() if v.task.endswith("generation"))
 FIXTURES = REPO.parent / "shared" / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

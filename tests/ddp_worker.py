@@ -32,17 +32,16 @@ hparams = {**registry.get_variant(args.variant).tiny, **json.loads(args.hparams)
 gan = ganzoo.create(args.variant, **hparams)
 draws = {"latents": [], "rng": [], "augment": [], "gp_eps": []}
 
-latents = gan.training_latents
+if hasattr(gan, "training_latents"):  # a generator of noise (a translator takes images)
+    latents = gan.training_latents
 
+    def recorded_latents(n):
+        with torch.random.fork_rng():  # what the global RNG gives inside training_step (after a resume restored it)
+            draws["rng"].append(torch.rand(4))
+        draws["latents"].append(latents(n).clone())
+        return draws["latents"][-1]
 
-def recorded_latents(n):
-    with torch.random.fork_rng():  # what the global RNG gives inside training_step (after a resume restored it)
-        draws["rng"].append(torch.rand(4))
-    draws["latents"].append(latents(n).clone())
-    return draws["latents"][-1]
-
-
-gan.training_latents = recorded_latents
+    gan.training_latents = recorded_latents
 
 if args.variant == "stylegan2":
     from ganzoo.models import stylegan2
@@ -81,9 +80,7 @@ trainer = L.Trainer(
     enable_model_summary=False,
 )
 ckpt_path = f"{args.ckpt_dir}/last.ckpt" if args.resume else None
-channels, size = hparams.get("image_channels", 3), hparams["image_size"]
-data = Synthetic(num_images=64, num_classes=gan.num_classes or 4, image_channels=channels, image_size=size,
-                 batch_size=args.batch)  # fmt: skip
+data = Synthetic.matching(gan, num_images=64, batch_size=args.batch)
 trainer.fit(gan, data, ckpt_path=ckpt_path)
 rank = trainer.global_rank
 torch.save(

@@ -101,8 +101,7 @@ def test_every_variant_resumes_exactly_with_its_regularisers_on(variant, tmp_pat
         return registry.create(variant, **hparams)
 
     def dm():
-        return Synthetic(num_images=40, num_classes=hparams.get("num_classes") or 4, batch_size=8,
-                         image_channels=hparams.get("image_channels", 3), image_size=hparams["image_size"])  # fmt: skip
+        return Synthetic.matching(build(), num_images=40, batch_size=8)
 
     gan = build()
     tr = trainer(tmp_path / "straight", [StopAt(batches=9)])
@@ -477,9 +476,7 @@ def test_a_training_step_never_waits_for_the_gpu(variant, tmp_path, monkeypatch)
                 torch.cuda.set_sync_debug_mode("default")
 
         monkeypatch.setattr(gan, hook, strict)
-    hp = gan.hparams
-    dm = Synthetic(num_images=64, num_classes=gan.num_classes or 4, image_channels=hp.image_channels,
-                   image_size=hp.image_size, batch_size=8)  # fmt: skip
+    dm = Synthetic.matching(gan, num_images=64, batch_size=8)
     L.Trainer(accelerator="gpu", devices=1, max_epochs=1, limit_train_batches=6, logger=False,
               enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
               default_root_dir=tmp_path).fit(gan, dm)  # fmt: skip

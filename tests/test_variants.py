@@ -7,7 +7,7 @@ import torch
 import ganzoo
 from ganzoo import registry
 from ganzoo.data import Synthetic
-from tests.conftest import VARIANTS
+from tests.conftest import LATENT_VARIANTS, VARIANTS
 
 
 def tiny(variant: str) -> ganzoo.gan.GAN:
@@ -16,8 +16,14 @@ def tiny(variant: str) -> ganzoo.gan.GAN:
 
 
 def datamodule_for(gan) -> Synthetic:
-    hp = gan.hparams
-    return Synthetic(num_images=32, image_channels=hp.image_channels, image_size=hp.image_size, batch_size=8)
+    return Synthetic.matching(gan, num_images=32, batch_size=8)
+
+
+def outputs(gan, n: int, seed: int) -> torch.Tensor:
+    """What the model makes for ``seed``: samples, or the translations of fixed inputs."""
+    if gan.task == "translation":
+        return gan.translate(gan.example_inputs(n, seed))
+    return gan.sample(n, seed=seed)
 
 
 def fit(gan, batches: int = 1, max_epochs: int = 1, datamodule=None, **trainer_kwargs) -> L.Trainer:
@@ -43,18 +49,21 @@ def critic(gan, images):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_sample_shape_range_and_finite(variant):
+def test_preview_shape_range_and_finite(variant):
+    # preview: what save_pretrained, the card and SampleGrid show, whatever the task (input | output pairs of a
+    # translator)
     gan = tiny(variant)
     hp = gan.hparams
-    images = gan.sample(5, seed=0)
-    assert images.shape == (5, hp.image_channels, hp.image_size, hp.image_size)
+    images, _ = gan.preview(5, seed=0)
+    channels = hp.get("image_channels") or hp.output_channels
+    assert images.shape == (10 if gan.task == "translation" else 5, channels, hp.image_size, hp.image_size)
     assert images.dtype == torch.float32
     assert torch.isfinite(images).all()
     assert images.min() >= -1 and images.max() <= 1
     assert images.std() > 0, "a fresh generator should not output a constant"
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", LATENT_VARIANTS)
 def test_same_seed_same_images(variant):
     gan = tiny(variant)
     torch.testing.assert_close(gan.sample(4, seed=3), gan.sample(4, seed=3), rtol=0, atol=0)
@@ -63,7 +72,7 @@ def test_same_seed_same_images(variant):
     torch.testing.assert_close(gan.sample(4, seed=3, batch_size=1), gan.sample(4, seed=3), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", LATENT_VARIANTS)
 def test_discriminator_returns_one_logit_per_image(variant):
     gan = tiny(variant)
     images = gan.sample(4, seed=0)
@@ -77,7 +86,7 @@ def parameters(gan) -> dict[str, torch.Tensor]:
     return {f"{net}.{k}": p for net in gan.ddp_networks for k, p in getattr(gan, net).named_parameters()}
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", LATENT_VARIANTS)
 def test_gradients_reach_every_parameter_of_every_network(variant):
     gan = tiny(variant).train()
     z = gan.latents(4)
@@ -118,7 +127,7 @@ def test_save_load_identical_samples(variant, tmp_path):
     folder = ganzoo.save_pretrained(gan, tmp_path / "model")
     loaded = ganzoo.load(folder)
     assert type(loaded) is type(gan) and not loaded.training
-    torch.testing.assert_close(loaded.sample(6, seed=1), gan.sample(6, seed=1), rtol=0, atol=0)
+    torch.testing.assert_close(outputs(loaded, 6, seed=1), outputs(gan, 6, seed=1), rtol=0, atol=0)
     assert loaded.images_seen == gan.images_seen == 16
     assert loaded.batches_seen == 2
     for k, v in gan.state_dict().items():

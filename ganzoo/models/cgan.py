@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo import losses
-from ganzoo.gan import GAN
+from ganzoo.gan import LatentGAN
 from ganzoo.models.dcgan import Discriminator, _num_upsamplings, init_weights
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
@@ -91,7 +91,7 @@ class ProjectionDiscriminator(nn.Module):
     "cgan",
     tiny=dict(latent_dim=8, num_classes=4, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01),
 )
-class CGAN(GAN):
+class CGAN(LatentGAN):
     """Class-conditional GAN: conditional-batch-norm generator, projection discriminator, hinge loss.
 
     Fakes in a training batch take the real batch's labels, so every class is generated as often as it occurs in

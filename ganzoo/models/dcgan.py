@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ganzoo import losses
-from ganzoo.gan import GAN
+from ganzoo.gan import LatentGAN
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
@@ -109,7 +109,7 @@ class Discriminator(nn.Module):
     "dcgan",
     tiny=dict(latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01),
 )
-class DCGAN(GAN):
+class DCGAN(LatentGAN):
     """DCGAN (Radford et al. 2016) with the non-saturating loss and an optional generator EMA.
 
     Args:

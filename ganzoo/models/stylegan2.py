@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo import losses
-from ganzoo.gan import GAN
+from ganzoo.gan import LatentGAN
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 SQRT2 = math.sqrt(2.0)
@@ -616,7 +616,7 @@ def diff_augment(x: Tensor, policy: str) -> Tensor:
     tiny=dict(image_size=8, latent_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8,
               mbstd_group_size=2, ema_kimg=0.01),
 )  # fmt: skip
-class StyleGAN2(GAN):
+class StyleGAN2(LatentGAN):
     """StyleGAN2 (Karras et al. 2020) trained as StyleGAN2-ADA trains it.
 
     Args:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ganzoo import losses
-from ganzoo.gan import GAN
+from ganzoo.gan import LatentGAN
 from ganzoo.models.dcgan import Discriminator, Generator, init_weights
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
@@ -36,7 +36,7 @@ LIPSCHITZ = ("gp", "clip")
     "wgan",
     tiny=dict(latent_dim=8, image_size=8, image_channels=1, base_channels=4, n_critic=1, ema_kimg=0.01),
 )
-class WGAN(GAN):
+class WGAN(LatentGAN):
     """WGAN (weight clipping) and WGAN-GP (gradient penalty) with DCGAN's networks.
 
     One training batch is one critic step; every ``n_critic``-th batch is followed by a generator step, counted by
