@@ -222,6 +222,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     image_format(args.output)
     device = _device(args.device)
     gan = hub.load(args.name).to(device)
+    if not hasattr(gan, "sample"):
+        raise ValueError(f"{args.name} ({gan.variant}) translates images, it does not sample: in Python, "
+                         "gan.translate(images)")  # fmt: skip
     options = {}
     if args.truncation is not None:
         if "truncation_psi" not in inspect.signature(gan.sample).parameters:

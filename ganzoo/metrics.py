@@ -688,6 +688,9 @@ def evaluate(
     protocol: dict[str, Any] = {"version": PROTOCOL_VERSION, "feature_network": net.identity()}
     if model is not None:
         gan = load(model) if isinstance(model, str | os.PathLike) else model
+        if not hasattr(gan, "sample"):
+            raise ValueError(f"{gan.variant} translates images: evaluate its translate() outputs as fake= against "
+                             "the true targets as real=, and paired_metrics() for L1/PSNR/SSIM")  # fmt: skip
         gan = gan.to(device).eval()
         entry = _entry_of(model)
         if real is None:

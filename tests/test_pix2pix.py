@@ -1,0 +1,114 @@
+"""Pix2Pix: parity with junyanz' networks through the upstream file layout, and the image-to-image API."""
+
+import pytest
+import torch
+from PIL import Image
+
+import ganzoo
+from ganzoo import convert
+from ganzoo.models.pix2pix import PatchDiscriminator
+from tests.conftest import fixture_path
+
+
+def fixture(name: str) -> dict:
+    return torch.load(fixture_path(f"{name}.pt"), weights_only=True)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-serialisation"])
+def test_a_junyanz_generator_file_loads_exactly(tmp_path, legacy):
+    """The U-Net fixture (unet_128, batch norm, dropout) written as upstream writes ``latest_net_G.pth``: the
+    architecture comes from the keys, and the outputs match upstream's to 1e-5 (eval mode)."""
+    f = fixture("pix2pix_unet128")
+    torch.save(f["state_dict"], tmp_path / "latest_net_G.pth", _use_new_zipfile_serialization=not legacy)
+    gan = ganzoo.from_upstream(tmp_path / "latest_net_G.pth", variant="pix2pix")
+    hp = gan.hparams
+    assert (hp.num_downs, hp.ngf, hp.norm, hp.input_channels, hp.output_channels) == (7, 4, "batch", 3, 3)
+    assert gan.untrained_parts == {"discriminator"} and gan.size_multiple == 128
+    torch.testing.assert_close(gan.translate(f["x"]), f["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_junyanz_training_folder_loads_generator_and_discriminator(tmp_path):
+    g, d = fixture("pix2pix_unet128"), fixture("patchgan_basic_batch")  # D on 3 + 3 channels, batch norm
+    torch.save(g["state_dict"], tmp_path / "latest_net_G.pth")
+    torch.save(d["state_dict"], tmp_path / "latest_net_D.pth")
+    torch.save({k: v + 1 for k, v in d["state_dict"].items()}, tmp_path / "5_net_D.pth")  # an older epoch's
+    gan = ganzoo.from_upstream(tmp_path, variant="pix2pix")
+    assert gan.untrained_parts == set() and (gan.hparams.ndf, gan.hparams.n_layers) == (8, 3)
+    torch.testing.assert_close(gan.discriminator(d["x"]), d["y"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gan.translate(g["x"]), g["y"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, channels, norm", [("patchgan_basic_batch", 6, "batch"),
+                                                  ("patchgan_basic_instance", 3, "instance")])  # fmt: skip
+def test_patchgan_matches_upstream(name, channels, norm):
+    f = fixture(name)
+    net = PatchDiscriminator(channels, ndf=8, n_layers=3, norm=norm).eval()
+    net.load_state_dict(f["state_dict"], strict=True)
+    assert net(f["x"]).shape == (2, 1, 6, 6)
+    torch.testing.assert_close(net(f["x"]), f["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_file_of_another_architecture_is_refused_naming_what_it_found(tmp_path):
+    torch.save(fixture("cyclegan_resnet9")["state_dict"], tmp_path / "latest_net_G.pth")
+    with pytest.raises(ValueError, match="found a ResNet generator .*variant='cyclegan'"):
+        ganzoo.from_upstream(tmp_path / "latest_net_G.pth", variant="pix2pix")
+
+
+def test_a_hostile_pth_is_refused_and_its_payload_never_runs(tmp_path):
+    from tests.test_convert import Hostile
+
+    marker = tmp_path / "ran"
+    torch.save({"model.model.0.weight": torch.ones(1), "x": Hostile(marker)}, tmp_path / "latest_net_G.pth")
+    with pytest.raises(convert.UnsafePickleError):
+        ganzoo.from_upstream(tmp_path / "latest_net_G.pth", variant="pix2pix")
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def unet():
+    f = fixture("pix2pix_unet128")
+    gan = ganzoo.create("pix2pix", num_downs=7, ngf=4, norm="batch")
+    state = {f"generator.{k}": v for k, v in f["state_dict"].items()}
+    gan.load_state_dict(state | {k: v for k, v in gan.state_dict().items() if k.startswith("discriminator.")})
+    return gan.eval()
+
+
+def test_translate_takes_any_size_and_returns_the_kind_it_was_given(unet):
+    x = torch.rand(2, 3, 100, 70) * 2 - 1  # not multiples of 128: reflect-padded, then cropped back
+    y = unet.translate(x)
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.abs().max() <= 1
+    u8 = unet.translate(((x + 1) * 127.5).round().to(torch.uint8))
+    assert u8.dtype == torch.uint8 and u8.shape == x.shape
+    images = [Image.new("RGB", (90, 50), (200, 10, 10)), Image.new("RGB", (128, 128), (0, 90, 0))]
+    out = unet.translate(images)
+    assert [im.size for im in out] == [(90, 50), (128, 128)] and all(im.mode == "RGB" for im in out)
+    assert unet.translate(images[0]).size == (90, 50)
+    with pytest.raises(ValueError, match="multiples of 128 .*nearest: 0?.*128.*pad=True"):
+        unet.translate(x, pad=False)
+    with pytest.raises(ValueError, match="direction 'b2a'.*translates a2b"):
+        unet.translate(x, direction="b2a")
+    with pytest.raises(ValueError, match="1-channel images: .* takes 3 channels"):
+        unet.translate(x[:, :1])
+
+
+def test_translate_is_deterministic_unless_asked_for_upstreams_test_mode(unet):
+    x = fixture("pix2pix_unet128")["x"]
+    torch.testing.assert_close(unet.translate(x), unet.translate(x), rtol=0, atol=0)
+    torch.manual_seed(0)
+    a = unet.translate(x, train_mode=True)  # batch statistics and dropout, as upstream's test.py without --eval
+    b = unet.translate(x, train_mode=True)
+    assert not torch.equal(a, b) and not torch.allclose(a, unet.translate(x), atol=1e-3)
+    assert not unet.generator.training  # put back as it was
+
+
+def test_upstream_state_drops_what_pre_0_4_instance_norm_files_carry():
+    """Files saved by PyTorch < 0.4 give InstanceNorm layers running statistics; upstream's loader drops them, and
+    so does ganzoo (the CycleGAN fixture holds the same weights both ways). Batch norm keeps its own."""
+    from ganzoo.models.pix2pix import upstream_state
+
+    f = fixture("cyclegan_resnet9")
+    legacy = {f"module.{k}": v for k, v in f["state_dict_legacy_instancenorm"].items()}  # and a DataParallel prefix
+    assert len(legacy) > len(f["state_dict"])
+    assert upstream_state(legacy).keys() == f["state_dict"].keys()
+    batch = fixture("patchgan_basic_batch")["state_dict"]
+    assert upstream_state(batch).keys() == batch.keys()
