@@ -133,11 +133,13 @@ class ResumableSampler(DistributedSampler):
     def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.skip = 0
+        # A dataset with random per-sample transforms gets (epoch, index) keys to seed them with (in any worker).
+        self.with_epoch = isinstance(dataset, SeededTransforms)
 
     def __iter__(self):
         indices = list(super().__iter__())
         skip, self.skip = self.skip, 0
-        return iter(indices[skip:])
+        return iter([(self.epoch, i) for i in indices[skip:]] if self.with_epoch else indices[skip:])
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -381,6 +383,153 @@ class PairedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return to_unit_range(self.a[index]), to_unit_range(self.b[index])
+
+
+class SeededTransforms(Dataset):
+    """A file-backed dataset whose per-sample random transforms (crops, flips, an unpaired B draw) are drawn from a
+    generator seeded by ``(seed, epoch, index)``: the same sample of the same epoch is transformed the same way in
+    any worker, and after an exact resume. Indexed by ``(epoch, index)`` (what :class:`ResumableSampler` yields for
+    it) or by ``index`` alone (epoch 0)."""
+
+    seed: int = 0
+
+    def rng(self, key: int | tuple[int, int]) -> tuple[int, torch.Generator]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        return index, torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
+
+
+def read_image(path: Path, channels: int = 3) -> Tensor:
+    """A uint8 ``[C, H, W]`` image from a file; an error naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+    except OSError as e:
+        raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
+    return (
+        torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+        .view(im.height, im.width, channels)
+        .permute(2, 0, 1)
+    )
+
+
+def jitter(images: Sequence[Tensor], load_size: int, crop_size: int, flip: bool, g: torch.Generator) -> list[Tensor]:
+    """pix2pix's jitter, applied identically to every image of a pair: resize to ``load_size`` (bicubic), a random
+    ``crop_size`` crop, a random horizontal flip. uint8 in, float in [-1, 1] out."""
+    out = [F.interpolate(x[None].float(), size=(load_size, load_size), mode="bicubic", align_corners=False)[0]
+           if x.shape[-2:] != (load_size, load_size) else x.float() for x in images]  # fmt: skip
+    top, left = (int(torch.randint(load_size - crop_size + 1, (1,), generator=g)) for _ in range(2))
+    out = [x[:, top : top + crop_size, left : left + crop_size] for x in out]
+    if flip and torch.rand((), generator=g) < 0.5:
+        out = [x.flip(-1) for x in out]
+    return [x.clamp(0, 255).div_(127.5).sub_(1.0) for x in out]
+
+
+class PairedFolder(SeededTransforms):
+    """Pairs from files: pix2pix's "AB" format (one image, A left and B right) or two folders of equally named files.
+
+    Items are ``(A, B)`` floats in [-1, 1] after :func:`jitter` (training) or resized to ``crop_size`` (other splits),
+    swapped for ``direction="b2a"``.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path | tuple[Path, Path]],
+        load_size: int,
+        crop_size: int,
+        flip: bool,
+        train: bool,
+        direction: str = "a2b",
+        channels: int = 3,
+        seed: int = 0,
+    ) -> None:
+        if direction not in ("a2b", "b2a"):
+            raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+        if load_size < crop_size:
+            raise ValueError(f"load_size {load_size} is smaller than crop_size {crop_size}")
+        self.files, self.load_size, self.crop_size = list(files), load_size, crop_size
+        self.flip, self.train, self.direction, self.channels, self.seed = flip, train, direction, channels, seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def pair(self, index: int) -> tuple[Tensor, Tensor]:
+        """The uint8 pair ``(A, B)`` of file ``index``, before any transform."""
+        f = self.files[index]
+        if isinstance(f, tuple):
+            return read_image(f[0], self.channels), read_image(f[1], self.channels)
+        ab = read_image(f, self.channels)
+        half = ab.shape[-1] // 2
+        return ab[..., :half], ab[..., half : 2 * half]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+        index, g = self.rng(key)
+        a, b = self.pair(index)
+        if self.train:
+            a, b = jitter([a, b], self.load_size, self.crop_size, self.flip, g)
+        else:
+            a, b = jitter([a, b], self.crop_size, self.crop_size, False, g)
+        return (b, a) if self.direction == "b2a" else (a, b)
+
+
+class Paired(ImageDataModule):
+    """Paired translation data from files, by default pix2pix's maps (``$GANZOO_DATA/maps``: ``train/``, ``val/``
+    of 512x256 "AB" images, aerial photo | map).
+
+    ``root`` holds a folder per split (``train``, ``val``, ``test``), each either of AB images, or with ``A/`` and
+    ``B/`` subfolders of equally named files. Training items get pix2pix's jitter (resize to ``load_size``, random
+    ``crop_size`` crop, random flip, the same for both halves), seeded by (epoch, index) so that a resumed run
+    draws the same crops; other splits are resized to ``crop_size``.
+
+    Args:
+        root: the data folder (default ``$GANZOO_DATA/maps``).
+        direction: ``"a2b"`` (photo to map for maps) or ``"b2a"``.
+        load_size, crop_size: the jitter's sizes (the paper's 286 and 256).
+        flip: random horizontal flips in training.
+        channels: 3 (RGB) or 1.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        direction: str = "a2b",
+        load_size: int = 286,
+        crop_size: int = 256,
+        flip: bool = True,
+        channels: int = 3,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, crop_size)
+        self.root, self.direction, self.load_size, self.crop_size = root, direction, load_size, crop_size
+        self.flip, self.image_channels, self.seed = flip, channels, seed
+
+    def folder_root(self) -> Path:
+        return Path(self.root).expanduser() if self.root else data_root() / "maps"
+
+    def build_dataset(self, split: str) -> PairedFolder:
+        root = self.folder_root()
+        folder = root / ("val" if split == "test" and not (root / "test").is_dir() else split)  # maps has no test
+        if not folder.is_dir():
+            raise DataNotFoundError(f"no {split} folder in {root} (expected {folder}/ of AB images, or A/ and B/)")
+        if (folder / "A").is_dir() and (folder / "B").is_dir():
+            names = sorted(p.name for p in (folder / "A").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            missing = [n for n in names if not (folder / "B" / n).is_file()]
+            if missing:
+                raise DataNotFoundError(f"{folder / 'B'} lacks the partners of {missing[:5]} in {folder / 'A'}")
+            files: list[Any] = [(folder / "A" / n, folder / "B" / n) for n in names]
+        else:
+            files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural)
+        if not files:
+            raise DataNotFoundError(f"no images in {folder}")
+        return PairedFolder(files, self.load_size, self.crop_size, self.flip, split == "train", self.direction,
+                            self.image_channels, self.seed)  # fmt: skip
+
+
+def _natural(path: Path) -> tuple:
+    """Sort key: ``2.jpg`` before ``10.jpg``."""
+    stem = path.stem
+    return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
 
 
 class Synthetic(ImageDataModule):

@@ -91,3 +91,59 @@ def test_labels_outside_the_classes_are_refused_once_at_load():
     with pytest.raises(ValueError, match=r"labels \[2\] are not class ids of the 2 classes \('a', 'b'\)"):
         data.TensorImageDataset(images, torch.tensor([0, 2, 1]), ("a", "b"))
     assert len(data.TensorImageDataset(images, torch.tensor([-1, -1, -1]))) == 3  # unlabelled: no classes
+
+
+def ab_folder(root, n: int = 16, side: int = 32, same: bool = False):
+    """``n`` AB images ``side`` x ``2 side`` in ``root/train``: random A, B its negative (or A itself)."""
+    from PIL import Image
+
+    (root / "train").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for i in range(n):
+        a = torch.randint(0, 256, (side, side, 3), generator=g, dtype=torch.uint8)
+        b = a if same else 255 - a
+        Image.fromarray(torch.cat([a, b], 1).numpy()).save(root / "train" / f"{i + 1}.png")
+    return root
+
+
+def test_paired_jitter_is_the_same_for_both_halves_and_seeded_by_epoch_and_index(tmp_path):
+    ds = data.Paired(root=ab_folder(tmp_path, same=True), load_size=40, crop_size=32).dataset("train")
+    for key in [(0, 0), (0, 5), (3, 5), 7]:
+        a, b = ds[key]
+        assert a.shape == (3, 32, 32) and torch.equal(a, b)  # one crop and one flip for both halves
+    assert torch.equal(ds[(3, 5)][0], ds[(3, 5)][0])  # the same (epoch, index): the same transform
+    assert sum(not torch.equal(ds[(e, 5)][0], ds[(0, 5)][0]) for e in range(1, 6)) >= 4  # other epochs: other crops
+    # direction b2a swaps the halves; without jitter (val/test) A is the left half as it is.
+    swapped = data.Paired(root=ab_folder(tmp_path / "neg"), load_size=32, crop_size=32, flip=False,
+                          direction="b2a").dataset("train")  # fmt: skip
+    a, b = swapped[0]
+    torch.testing.assert_close(a, -b, rtol=0, atol=1e-6)  # the files hold A and 255 - A: in [-1, 1], a = -b
+
+
+def test_paired_two_folders_and_their_errors(tmp_path):
+    from PIL import Image
+
+    for half in ("A", "B"):
+        (tmp_path / "train" / half).mkdir(parents=True)
+        for name in ("x.png", "y.png"):
+            colour = (10, 200, 30) if half == "A" else (0, 0, 0)
+            Image.new("RGB", (16, 16), colour).save(tmp_path / "train" / half / name)
+    ds = data.Paired(root=tmp_path, load_size=16, crop_size=16).dataset("train")
+    a, b = ds[1]
+    assert len(ds) == 2 and a[1].mean() > 0.5 and b.max() == -1
+    (tmp_path / "train" / "B" / "y.png").unlink()
+    with pytest.raises(data.DataNotFoundError, match="lacks the partners of \\['y.png'\\]"):
+        data.Paired(root=tmp_path).dataset("train")
+    with pytest.raises(data.DataNotFoundError, match="no val folder"):
+        data.Paired(root=tmp_path).dataset("val")
+
+
+def test_real_maps(data_root):
+    need((data_root / "maps").is_dir(), f"maps not found in {data_root}")
+    dm = data.Paired()
+    train, val = dm.dataset("train"), dm.dataset("test")  # maps has no test split: val stands in
+    assert (len(train), len(val)) == (1096, 200)
+    a, b = val[0]
+    assert a.shape == b.shape == (3, 256, 256) and not torch.equal(a, b)
+    batch = next(iter(data.Paired(batch_size=2).train_dataloader()))
+    assert [x.shape for x in batch] == [(2, 3, 256, 256)] * 2

@@ -112,3 +112,36 @@ def test_upstream_state_drops_what_pre_0_4_instance_norm_files_carry():
     assert upstream_state(legacy).keys() == f["state_dict"].keys()
     batch = fixture("patchgan_basic_batch")["state_dict"]
     assert upstream_state(batch).keys() == batch.keys()
+
+
+def test_resume_mid_epoch_is_exact_with_jittered_file_data(tmp_path):
+    """Pix2Pix on AB files with crops and flips: 3 batches, save, resume to 7 == 7 straight (the crops of the
+    resumed batches are the straight run's: seeded by epoch and index), the learning-rate decay included."""
+    from ganzoo.callbacks import GANCheckpoint, StopAt
+    from ganzoo.data import Paired
+    from tests.test_data import ab_folder
+    from tests.test_training import assert_same, snapshot, trainer
+
+    root = ab_folder(tmp_path / "data", n=20)
+    hparams = dict(image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2, lr_constant_kimg=0.008, lr_decay_kimg=0.04)
+
+    def build():
+        import lightning as L
+
+        L.seed_everything(0, verbose=False)
+        return ganzoo.create("pix2pix", **hparams)
+
+    def dm():
+        return Paired(root=root, load_size=40, crop_size=32, batch_size=4)
+
+    gan = build()
+    tr = trainer(tmp_path / "straight", [StopAt(batches=7)])
+    tr.fit(gan, dm())
+    straight = snapshot(gan, tr)
+    assert tr.optimizers[0].param_groups[0]["lr"] < 2e-4  # decaying by then (7 x 4 images > 8 constant)
+    first = build()
+    trainer(tmp_path / "first", [StopAt(batches=3), GANCheckpoint(dirpath=tmp_path / "ckpt")]).fit(first, dm())
+    resumed = build()
+    tr = trainer(tmp_path / "resumed", [StopAt(batches=7)])
+    tr.fit(resumed, dm(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert_same(straight, snapshot(resumed, tr))
