@@ -526,6 +526,73 @@ class Paired(ImageDataModule):
                             self.image_channels, self.seed)  # fmt: skip
 
 
+class UnpairedFolder(SeededTransforms):
+    """Unpaired items ``(A, B)``: the A of item ``index`` with a B drawn at random (seeded by epoch and index, so a
+    resumed run draws the same), each jittered on its own. ``a`` and ``b`` list ``(file, half)``: ``half`` is
+    ``"left"``/``"right"`` for a half of an AB image, ``None`` for a whole file."""
+
+    def __init__(
+        self,
+        a: Sequence[tuple[Path, str | None]],
+        b: Sequence[tuple[Path, str | None]],
+        load_size: int,
+        crop_size: int,
+        flip: bool,
+        train: bool,
+        channels: int = 3,
+        seed: int = 0,
+    ) -> None:
+        if load_size < crop_size:
+            raise ValueError(f"load_size {load_size} is smaller than crop_size {crop_size}")
+        self.a, self.b, self.load_size, self.crop_size = list(a), list(b), load_size, crop_size
+        self.flip, self.train, self.channels, self.seed = flip, train, channels, seed
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def read(self, item: tuple[Path, str | None]) -> Tensor:
+        path, half = item
+        x = read_image(path, self.channels)
+        w = x.shape[-1] // 2
+        return x if half is None else x[..., :w] if half == "left" else x[..., w : 2 * w]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+        index, g = self.rng(key)
+        j = int(torch.randint(len(self.b), (), generator=g)) if self.train else index % len(self.b)
+        a, b = self.read(self.a[index]), self.read(self.b[j])
+        load, flip = (self.load_size, self.flip) if self.train else (self.crop_size, False)
+        return jitter([a], load, self.crop_size, flip, g)[0], jitter([b], load, self.crop_size, flip, g)[0]
+
+
+class Unpaired(Paired):
+    """Unpaired translation data (CycleGAN): ``<split>A/`` and ``<split>B/`` folders (junyanz' layout, e.g.
+    ``trainA``, ``trainB``), or the A and B halves of a paired set's AB images drawn independently (by default the
+    maps set: aerial photos and maps that do not belong together). Training items pair each A with a random B;
+    both get the jitter, each its own. The arguments are :class:`Paired`'s."""
+
+    def build_dataset(self, split: str) -> UnpairedFolder:
+        root = self.folder_root()
+        if (root / f"{split}A").is_dir() or (split == "test" and (root / "valA").is_dir()):
+            name = split if (root / f"{split}A").is_dir() else "val"
+            a, b = ([(p, None) for p in _images(root / f"{name}{d}")] for d in "AB")
+        else:
+            paired = super().build_dataset(split)
+            if any(isinstance(f, tuple) for f in paired.files):
+                a, b = [(f[0], None) for f in paired.files], [(f[1], None) for f in paired.files]
+            else:
+                a, b = [(f, "left") for f in paired.files], [(f, "right") for f in paired.files]
+        if not a or not b:
+            raise DataNotFoundError(f"no A or no B images for split {split!r} in {root}")
+        if self.direction == "b2a":
+            a, b = b, a
+        return UnpairedFolder(a, b, self.load_size, self.crop_size, self.flip, split == "train", self.image_channels,
+                              self.seed)  # fmt: skip
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural)
+
+
 def _natural(path: Path) -> tuple:
     """Sort key: ``2.jpg`` before ``10.jpg``."""
     stem = path.stem
@@ -559,7 +626,7 @@ class Synthetic(ImageDataModule):
     def matching(cls, gan: Any, num_images: int = 32, batch_size: int = 8, **kwargs: Any) -> Synthetic:
         """Synthetic data that ``gan`` trains on: its size and channels, its classes, pairs for a translator."""
         hp = gan.hparams
-        channels = hp.get("image_channels") or hp.get("input_channels") or 3
+        channels = hp.get("image_channels") or hp.get("input_channels") or hp.get("a_channels") or 3
         paired = gan.task == "translation"
         return cls(num_images=num_images, num_classes=hp.get("num_classes") or 4, image_channels=channels,
                    image_size=hp["image_size"], batch_size=batch_size, paired=paired, **kwargs)  # fmt: skip

@@ -380,12 +380,14 @@ class GAN(L.LightningModule):
                     scaler.load_state_dict(self._scaler_states[i])
                 self._scalers[id(opt)] = scaler
             self._scaler_states = []
-        if "discriminator" in self.untrained_parts and not self.train_fresh_parts:
+        fresh = sorted(p for p in self.untrained_parts if p in self.ddp_networks)
+        if fresh and not self.train_fresh_parts:
             raise RuntimeError(
-                f"this {type(self).__name__}'s discriminator was never trained (its upstream release has none): "
-                "fine-tuning against a random discriminator starts from a broken game. Train it anyway with "
+                f"this {type(self).__name__}'s {' and '.join(fresh)} {'was' if len(fresh) == 1 else 'were'} never "
+                "trained (its upstream release has none): "
+                "fine-tuning against a random network starts from a broken game. Train it anyway with "
                 "TrainingOptions(train_fresh_parts=True) (--trainer.callbacks+=ganzoo.callbacks.TrainingOptions "
-                "--trainer.callbacks.train_fresh_parts=true), or load weights that include a discriminator."
+                "--trainer.callbacks.train_fresh_parts=true), or load weights that include every network."
             )
         self.untrained_parts = set()  # trained from here on
         self.check_data()
@@ -689,6 +691,10 @@ class ImageToImageGAN(GAN):
         """Input sides must be multiples of this for the generators (1: any size)."""
         return 1
 
+    def channels(self, direction: str) -> int:
+        """Channels of the images that ``direction`` takes."""
+        return int(self.hparams.get("input_channels", 3))
+
     @property
     def output_scale(self) -> int:
         """Output side over input side (super-resolution: the upscaling factor)."""
@@ -731,14 +737,14 @@ class ImageToImageGAN(GAN):
         if not isinstance(images, Tensor):  # PIL images, one at a time (their sizes may differ)
             outs = []
             for im in _progress(list(images), progress, desc="translating", unit="image"):
-                x = _from_pil(im, self.hparams.get("input_channels", 3))
+                x = _from_pil(im, self.channels(direction))
                 outs.append(to_pil(self.translate(x, direction, pad=pad, train_mode=train_mode))[0])
             return outs
         if images.ndim != 4:
             raise ValueError(f"expected images [N, C, H, W], got shape {list(images.shape)}")
         uint8 = images.dtype == torch.uint8
         x = images.float() / 127.5 - 1.0 if uint8 else images.float()
-        expected = int(self.hparams.get("input_channels", x.shape[1]))
+        expected = self.channels(direction)
         if x.shape[1] != expected:
             raise ValueError(f"{x.shape[1]}-channel images: this {type(self).__name__} takes {expected} channels")
         net = self.direction_network(direction)
@@ -771,7 +777,7 @@ class ImageToImageGAN(GAN):
         """``n`` inputs for previews when no training inputs are known: smooth random images (seeded)."""
         size = int(self.hparams.get("image_size", 64))
         g = torch.Generator().manual_seed(seed)
-        coarse = torch.rand(n, int(self.hparams.get("input_channels", 3)), 4, 4, generator=g) * 2 - 1
+        coarse = torch.rand(n, self.channels("a2b"), 4, 4, generator=g) * 2 - 1
         return nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def preview(self, n: int = 8, seed: int = 0) -> tuple[Tensor, int | None]:

@@ -31,6 +31,17 @@ def g_nonsaturating(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def d_least_squares(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    """The least-squares discriminator loss (Mao et al. 2017, LSGAN, with targets 1 for real and 0 for fake), halved
+    as CycleGAN trains it: ``L_D = (E[(D(x) - 1)^2] + E[D(G(z))^2]) / 2``."""
+    return 0.5 * ((real_out - 1).square().mean() + fake_out.square().mean())
+
+
+def g_least_squares(fake_out: Tensor) -> Tensor:
+    """The least-squares generator loss: ``L_G = E[(D(G(z)) - 1)^2]``."""
+    return (fake_out - 1).square().mean()
+
+
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     """The R1 penalty (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?"):
 

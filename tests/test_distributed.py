@@ -19,6 +19,7 @@ REGULARISED = {
     "cgan": {},  # spectral norm: power-iteration buffers in D
     "wgan": {"lipschitz": "gp", "n_critic": 3},
     "pix2pix": {"norm": "batch", "dropout": True},  # batch-norm buffers in G and D; dropout draws per rank
+    "cyclegan": {"pool_size": 4, "lambda_identity": 0.5, "dropout": True},  # history pools, identity loss
     "stylegan2": {"r1_gamma": 1.0, "pl_weight": 2.0, "d_reg_interval": 2, "g_reg_interval": 2,
                   "style_mixing_prob": 0.9, "augment": "color,translation,cutout", "mbstd_group_size": 2},
 }  # fmt: skip

@@ -55,7 +55,7 @@ def test_preview_shape_range_and_finite(variant):
     gan = tiny(variant)
     hp = gan.hparams
     images, _ = gan.preview(5, seed=0)
-    channels = hp.get("image_channels") or hp.output_channels
+    channels = hp.get("image_channels") or hp.get("output_channels") or hp.b_channels
     assert images.shape == (10 if gan.task == "translation" else 5, channels, hp.image_size, hp.image_size)
     assert images.dtype == torch.float32
     assert torch.isfinite(images).all()

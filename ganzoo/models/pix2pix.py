@@ -221,7 +221,7 @@ class Pix2Pix(ImageToImageGAN):
         (``latest_net_G.pth``, ``facades_label2photo.pth``; the discriminator is then built fresh and named in
         ``untrained_parts``), or a training folder ``{"latest_net_G": ..., "latest_net_D": ...}``. The architecture
         comes from the keys and shapes; dropout, which no weight records, is on (upstream's default for pix2pix)."""
-        g, d = _split_training_folder(data, {"G": "generator", "D": "discriminator"})
+        g, d = _split_training_folder(data, ("G", "D"))
         if g is None:
             raise ValueError(f"no generator in this upstream data (it holds {sorted(data)})")
         g = upstream_state(g)
@@ -245,7 +245,7 @@ class Pix2Pix(ImageToImageGAN):
         return gan.eval()
 
 
-def _split_training_folder(data: dict[str, Any], roles: dict[str, str]) -> tuple[Any, ...]:
+def _split_training_folder(data: dict[str, Any], roles: tuple[str, ...]) -> tuple[Any, ...]:
     """``(G, D, ...)`` state dicts from a file's data (a state dict: the generator) or a training folder's
     ``{"latest_net_G": ..., "<epoch>_net_D": ...}`` (the newest epoch's when there are several)."""
     if any(isinstance(v, Tensor) for v in data.values()):

@@ -1,0 +1,82 @@
+"""CycleGAN: parity with junyanz' ResNet generator through the upstream file layout, both directions, the history
+pools, and unpaired data."""
+
+import pytest
+import torch
+
+import ganzoo
+from ganzoo.models.cyclegan import ImagePool
+from tests.conftest import fixture_path
+
+
+def fixture(name: str) -> dict:
+    return torch.load(fixture_path(f"{name}.pt"), weights_only=True)
+
+
+def test_a_released_generator_from_2017_loads_exactly_as_one_direction(tmp_path):
+    """A released CycleGAN file (one generator, A -> B) from before PyTorch 0.4: InstanceNorm layers carry running
+    statistics, the serialisation is the legacy one. The stats are dropped, the architecture read from the keys,
+    and the outputs match upstream's to 1e-5; the other direction is refused with a message saying so."""
+    f = fixture("cyclegan_resnet9")
+    torch.save(f["state_dict_legacy_instancenorm"], tmp_path / "horse2zebra.pth", _use_new_zipfile_serialization=False)
+    gan = ganzoo.from_upstream(tmp_path / "horse2zebra.pth", variant="cyclegan")
+    hp = gan.hparams
+    assert (hp.n_blocks, hp.ngf, hp.norm, hp.dropout) == (9, 8, "instance", False)
+    assert gan.untrained_parts == {"generator_ba", "discriminator_a", "discriminator_b"}
+    torch.testing.assert_close(gan.translate(f["x"]), f["y"], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="no trained b2a generator .*direction='a2b'"):
+        gan.translate(f["x"], direction="b2a")
+    with pytest.raises(RuntimeError, match="discriminator_a and discriminator_b and generator_ba were never trained"):
+        gan.train()
+        gan.train_fresh_parts = False
+        from tests.test_variants import fit
+
+        fit(gan, batches=1)
+
+
+def test_a_training_folder_loads_all_four_networks_in_their_places(tmp_path):
+    g, d = fixture("cyclegan_resnet9"), fixture("patchgan_basic_instance")
+    torch.save(g["state_dict"], tmp_path / "latest_net_G_A.pth")
+    torch.save({k: -v for k, v in g["state_dict"].items()}, tmp_path / "latest_net_G_B.pth")
+    torch.save(d["state_dict"], tmp_path / "latest_net_D_A.pth")  # upstream's D_A judges G_A's outputs: domain B
+    torch.save({k: 2 * v for k, v in d["state_dict"].items()}, tmp_path / "latest_net_D_B.pth")
+    gan = ganzoo.from_upstream(tmp_path, variant="cyclegan")
+    assert gan.untrained_parts == set() and (gan.hparams.ndf, gan.hparams.n_layers) == (8, 3)
+    torch.testing.assert_close(gan.translate(g["x"]), g["y"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(gan.translate(g["x"], direction="b2a"), g["y"], atol=1e-3)  # G_B is the other one
+    torch.testing.assert_close(gan.discriminator_b(d["x"]), d["y"], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(gan.discriminator_a(d["x"]), d["y"], atol=1e-3)
+
+
+def test_a_unet_file_is_refused_naming_what_it_found(tmp_path):
+    torch.save(fixture("pix2pix_unet128")["state_dict"], tmp_path / "latest_net_G_A.pth")
+    with pytest.raises(ValueError, match="found a U-Net generator .*variant='pix2pix'"):
+        ganzoo.from_upstream(tmp_path / "latest_net_G_A.pth", variant="cyclegan")
+
+
+def test_the_image_pool_passes_through_until_full_then_swaps_about_half():
+    torch.manual_seed(0)
+    pool = ImagePool(4)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first) and len(pool.images) == 4
+    new = -1.0 - torch.arange(400.0).view(400, 1, 1, 1)
+    out = pool.query(new)
+    swapped = (out != new).sum().item()
+    assert 150 < swapped < 250  # each new image: a stored one with probability 1/2
+    assert len(pool.images) == 4 and (pool.images < 0).all()  # what came out was replaced by the new
+    assert set(out[out != new].tolist()) >= {0.0, 1.0, 2.0, 3.0}  # the first four came back out
+    assert ImagePool(0).query(new) is new
+
+
+def test_unpaired_data_draws_b_at_random_seeded_by_epoch_and_index(tmp_path):
+    from ganzoo import data
+    from tests.test_data import ab_folder
+
+    ds = data.Unpaired(root=ab_folder(tmp_path, n=12), load_size=36, crop_size=32).dataset("train")
+    assert len(ds) == 12 and all(half == "left" for _, half in ds.a) and all(half == "right" for _, half in ds.b)
+    a, b = ds[(2, 3)]
+    assert a.shape == b.shape == (3, 32, 32)
+    assert all(torch.equal(x, y) for x, y in zip(ds[(2, 3)], (a, b), strict=True))
+    # The B halves are the negatives of their own file's A: a random draw is mostly another file's.
+    draws = {tuple(ds[(e, 3)][1][:, 0, 0].tolist()) for e in range(8)}
+    assert len(draws) >= 4
