@@ -198,7 +198,7 @@ def _load_entry(entry: registry.Pretrained) -> GAN:
         folder = registry.shipped_dir("checkpoints") / entry.folder
         if folder.is_dir():
             return load_folder(folder, sha256=entry.sha256)
-        if not (entry.hub_repo or entry.url):
+        if not (entry.hub_repo or entry.url or entry.files):
             raise CheckpointError(
                 f"{entry.name}: the shipped folder {folder} is missing; reinstall ganzoo (pip install ganzoo)"
             )
@@ -211,31 +211,42 @@ _LICENCES_SHOWN: set[str] = set()
 
 
 def _load_upstream(entry: registry.Pretrained) -> GAN:
-    """Weights that may not be re-hosted: downloaded from their official URL into ganzoo's cache, verified
+    """Weights that are converted at load time: downloaded from their official URLs into ganzoo's cache, verified
     (the pinned sha256, else the one recorded at the first download), converted once and kept as a model folder."""
     from ganzoo.data import cache_dir
 
     root = cache_dir() / "upstream"
     converted = root / entry.name
+    where = entry.url or entry.files[0][1]
     if entry.name not in _LICENCES_SHOWN:
         _LICENCES_SHOWN.add(entry.name)
-        print(f"{entry.name}: {entry.source}, licence {entry.license} ({entry.url}); see `ganzoo info {entry.name}`",
+        print(f"{entry.name}: {entry.source}, licence {entry.license} ({where}); see `ganzoo info {entry.name}`",
               file=sys.stderr)  # fmt: skip
     if (converted / CONFIG_NAME).is_file():
         return load_folder(converted)
-    original = root / f"{entry.name}{Path(entry.url).suffix}"
     records = root / "sha256.json"
     known = json.loads(records.read_text()) if records.is_file() else {}
-    path = download_url(entry.url, original, sha256=entry.sha256 or known.get(entry.url))
-    if entry.url not in known and not entry.sha256:
-        known[entry.url] = file_sha256(path)  # trust on first use; every later download must match
-        _atomic_write(records, lambda p: Path(p).write_text(json.dumps(known, indent=1) + "\n"))
-    gan = from_upstream(path, entry.variant, format=entry.format)
+    if entry.url:
+        downloads = [(entry.url, root / f"{entry.name}{Path(entry.url).suffix}", entry.sha256)]
+    else:  # several files, converted together from one folder
+        folder = root / f"{entry.name}-files"
+        downloads = [(url, folder / f"{name}{Path(url).suffix}", None) for name, url in entry.files]
+    for url, path, pinned in downloads:
+        download_url(url, path, sha256=pinned or known.get(url))
+        if url not in known and not pinned:
+            known[url] = file_sha256(path)  # trust on first use; every later download must match
+            _atomic_write(records, lambda p: Path(p).write_text(json.dumps(known, indent=1) + "\n"))
+    source = downloads[0][1] if entry.url else downloads[0][1].parent
+    gan = from_upstream(source, entry.variant, format=entry.format)
     converted.mkdir(parents=True, exist_ok=True)
     _save_weights(gan, converted)
     card = model_card(gan, entry.name, entry)  # with the licence, kept beside the converted weights
     _atomic_write(converted / CARD_NAME, lambda p: Path(p).write_text(card))
     return load_folder(converted)
+
+
+def _urls(entry: registry.Pretrained) -> str:
+    return entry.url or ", ".join(f"{url} (as {name})" for name, url in entry.files)
 
 
 def from_upstream(path: str | os.PathLike, variant: str, *, format: str | None = None) -> GAN:
@@ -652,8 +663,8 @@ def model_card(
             f"`recipes/{entry.recipe}.yaml`, as run: `{TRAINING_CONFIG_NAME}`" if entry and entry.recipe else None,
         ),
         *(
-            [("trained by", entry.source), ("weights", f"{entry.url}, converted by `ganzoo.from_upstream`")]
-            if entry and entry.url and not t["batches_seen"]
+            [("trained by", entry.source), ("weights", f"{_urls(entry)}, converted by `ganzoo.from_upstream`")]
+            if entry and (entry.url or entry.files) and not t["batches_seen"]
             else [
                 (
                     "batches",

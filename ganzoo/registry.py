@@ -40,8 +40,11 @@ class Pretrained:
     of this repository's ``checkpoints/``, installed with the package), the Hugging Face cache, then a
     download of ``hub_repo`` at the pinned ``revision``. ``url`` is an official upstream file that is
     converted at load time (weights whose licence forbids re-hosting), read as ``format`` (a reader of
-    :mod:`ganzoo.convert`; by default the variant's ``upstream_format``). ``published`` quotes what the papers
-    report for the setting, for the model card to set beside ganzoo's own measurements.
+    :mod:`ganzoo.convert`; by default the variant's ``upstream_format``). ``files`` are several official files
+    converted together, ``(name, url)`` pairs downloaded into one folder as ``<name><suffix>``: e.g. the two
+    directions of a CycleGAN pair as a training folder's ``latest_net_G_A`` and ``latest_net_G_B``.
+    ``published`` quotes what the papers report for the setting, for the model card to set beside ganzoo's own
+    measurements.
     """
 
     name: str
@@ -60,10 +63,11 @@ class Pretrained:
     aliases: tuple[str, ...] = ()
     published: str = ""
     format: str | None = None
+    files: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if not (self.folder or self.hub_repo or self.url):
-            raise ValueError(f"pretrained entry {self.name!r} names no weights: give folder, hub_repo or url")
+        if not (self.folder or self.hub_repo or self.url or self.files):
+            raise ValueError(f"pretrained entry {self.name!r} names no weights: give folder, hub_repo, url or files")
         if self.hub_repo and not self.revision:
             raise ValueError(f"pretrained entry {self.name!r}: a hub_repo needs a pinned revision")
 

@@ -80,3 +80,29 @@ def test_unpaired_data_draws_b_at_random_seeded_by_epoch_and_index(tmp_path):
     # The B halves are the negatives of their own file's A: a random draw is mostly another file's.
     draws = {tuple(ds[(e, 3)][1][:, 0, 0].tolist()) for e in range(8)}
     assert len(draws) >= 4
+
+
+def test_an_official_entry_offline_names_the_url_and_where_to_put_the_file_then_loads_both_directions(
+    tmp_path, monkeypatch
+):
+    """cyclegan-horse2zebra holds junyanz' horse2zebra.pth and zebra2horse.pth. With no network and nothing cached
+    the load fails in one line naming the URL and the place for the file; with the files placed there (the fixture's
+    weights standing in for the released ones), it converts and translates both ways."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
+    folder = tmp_path / "upstream" / "cyclegan-horse2zebra-files"
+    with pytest.raises(ganzoo.hub.HubError) as error:
+        ganzoo.load("cyclegan-horse2zebra")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/horse2zebra.pth" in message
+    assert f"put it at {folder / 'latest_net_G_A.pth'}" in message
+    f = fixture("cyclegan_resnet9")
+    torch.save(f["state_dict_legacy_instancenorm"], folder / "latest_net_G_A.pth")  # as released in 2017
+    torch.save({k: -v for k, v in f["state_dict"].items()}, folder / "latest_net_G_B.pth")
+    gan = ganzoo.load("cyclegan-horse2zebra")
+    assert gan.untrained_parts == {"discriminator_a", "discriminator_b"}  # upstream released generators only
+    torch.testing.assert_close(gan.translate(f["x"]), f["y"], rtol=1e-5, atol=1e-5)
+    back = gan.translate(f["x"], direction="b2a")
+    assert back.shape == f["x"].shape and not torch.allclose(back, f["y"], atol=1e-3)
+    info = ganzoo.hub.info("cyclegan-horse2zebra")
+    assert info["license"] == "bsd" and "junyanz" in info["source"]

@@ -10,8 +10,10 @@ def test_list_with_wildcards_and_filters():
     assert ganzoo.list("dcgan-*") == ["dcgan-mnist"]
     assert ganzoo.list("*-mnist", variant="dcgan") == ["dcgan-mnist"]
     assert ganzoo.list("nothing-like-this*") == []
-    assert ganzoo.list(task="translation") == []
-    assert "dcgan-mnist" in ganzoo.list(task="generation")
+    translation = ganzoo.list(task="translation")
+    assert "cyclegan-horse2zebra" in translation and "dcgan-mnist" not in translation
+    assert "dcgan-mnist" in ganzoo.list(task="generation") and "pix2pix-sat2map" not in ganzoo.list(task="generation")
+    assert ganzoo.list(task="super-resolution") == []
     assert ganzoo.list(variant="no-such-variant") == []
     assert "dcgan" in ganzoo.list(pretrained=False)
     with pytest.raises(ValueError, match="task"):

@@ -37,7 +37,7 @@ from ganzoo.models.pix2pix import (
     patchgan_hparams,
     upstream_state,
 )
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
 class ResnetBlock(nn.Module):
@@ -279,3 +279,38 @@ def resnet_hparams(state: dict[str, Tensor]) -> dict[str, Any]:
         "norm": "batch" if "model.2.weight" in state else "instance",
         "dropout": any(".conv_block.6." in k for k in state),
     }
+
+
+# junyanz' released CycleGAN generators (resnet_9blocks, instance norm), converted at first load. Where upstream
+# released both directions of a pair, one entry holds both: translate(x, direction="b2a") runs the second.
+_JUNYANZ_CYCLEGAN = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
+_JUNYANZ_SOURCE = "junyanz/pytorch-CycleGAN-and-pix2pix (Zhu et al. 2017)"
+
+
+def _official(name: str, dataset: str, a2b: str, b2a: str | None, what: str) -> Pretrained:
+    files = (("latest_net_G_A", f"{_JUNYANZ_CYCLEGAN}{a2b}.pth"),)
+    files += (("latest_net_G_B", f"{_JUNYANZ_CYCLEGAN}{b2a}.pth"),) if b2a else ()
+    both = "both directions" if b2a else "one direction (upstream released no other)"
+    return Pretrained(name=name, variant="cyclegan", dataset=dataset, resolution=256, license="bsd", files=files,
+                      source=_JUNYANZ_SOURCE, description=f"junyanz' official CycleGAN {what}, {both}")  # fmt: skip
+
+
+# fmt: off
+register_pretrained(
+    _official("cyclegan-horse2zebra", "horse2zebra", "horse2zebra", "zebra2horse", "horse <-> zebra"),
+    _official("cyclegan-apple2orange", "apple2orange", "apple2orange", "orange2apple", "apple <-> orange"),
+    _official("cyclegan-summer2winter-yosemite", "summer2winter_yosemite", "summer2winter_yosemite",
+              "winter2summer_yosemite", "Yosemite summer <-> winter"),
+    _official("cyclegan-monet2photo", "monet2photo", "monet2photo", "style_monet", "Monet painting <-> photo"),
+    _official("cyclegan-style-vangogh", "vangogh2photo", "style_vangogh", None, "photo -> Van Gogh style"),
+    _official("cyclegan-style-cezanne", "cezanne2photo", "style_cezanne", None, "photo -> Cezanne style"),
+    _official("cyclegan-style-ukiyoe", "ukiyoe2photo", "style_ukiyoe", None, "photo -> Ukiyo-e style"),
+    _official("cyclegan-sat2map", "maps", "sat2map", "map2sat", "aerial photo <-> map"),
+    _official("cyclegan-cityscapes-photo2label", "cityscapes", "cityscapes_photo2label", "cityscapes_label2photo",
+              "Cityscapes photo <-> labels"),
+    _official("cyclegan-facades-photo2label", "facades", "facades_photo2label", "facades_label2photo",
+              "facade photo <-> labels"),
+    _official("cyclegan-iphone2dslr-flower", "iphone2dslr_flower", "iphone2dslr_flower", None,
+              "iPhone -> DSLR flower photo"),
+)
+# fmt: on

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import ImageToImageGAN
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -297,3 +297,31 @@ def patchgan_hparams(state: dict[str, Tensor]) -> dict[str, Any]:
     batch = any(v.ndim == 1 and k.endswith(".weight") for k, v in state.items())
     return {"in_channels": int(convs[0][1].shape[1]), "ndf": int(convs[0][1].shape[0]), "n_layers": len(convs) - 2,
             "norm": "batch" if batch else "instance"}  # fmt: skip
+
+
+# junyanz' released pix2pix generators (unet_256, batch norm, dropout), converted at first load. Each maps its
+# name's first domain to its second; facades_label2photo was trained BtoA on facades' photo|label pairs.
+_JUNYANZ_PIX2PIX = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
+_JUNYANZ_SOURCE = "junyanz/pytorch-CycleGAN-and-pix2pix (Isola et al. 2017, Zhu et al. 2017)"
+
+register_pretrained(
+    *(
+        Pretrained(
+            name=f"pix2pix-{name.replace('_', '-')}",
+            variant="pix2pix",
+            dataset=dataset,
+            resolution=256,
+            license="bsd",
+            url=f"{_JUNYANZ_PIX2PIX}{name}.pth",
+            source=_JUNYANZ_SOURCE,
+            description=f"junyanz' official pix2pix {what} generator (no discriminator released)",
+        )
+        for name, dataset, what in [
+            ("facades_label2photo", "facades", "facade labels -> photo"),
+            ("sat2map", "maps", "aerial photo -> map"),
+            ("map2sat", "maps", "map -> aerial photo"),
+            ("edges2shoes", "edges2shoes", "edges -> shoe photo"),
+            ("day2night", "day2night", "day -> night"),
+        ]
+    )
+)
