@@ -1,4 +1,4 @@
-"""The ``ganzoo`` command: list | info | sample | mix | evaluate | fit | export | push.
+"""The ``ganzoo`` command: list | info | sample | mix | translate | evaluate | fit | export | push.
 
 ``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
 ``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
@@ -102,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="mix.png", help="PNG file to write (default mix.png)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_mix)
+
+    p = sub.add_parser("translate", help="translate an image, or a folder of images, with a translation model")
+    p.add_argument("name", help="a translation model: name, alias, checkpoint folder, .ckpt or Hub repo id")
+    p.add_argument("input", help="an image file, or a folder of images (any sizes)")
+    p.add_argument("output", help="the image file to write, or the folder (created; file names are kept)")
+    p.add_argument("--direction", default="a2b", help="a2b (default) or b2a for a two-way model")
+    p.add_argument("--no-pad", action="store_true", help="refuse sizes the generator cannot take instead of padding")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser(
         "evaluate",
@@ -301,6 +310,39 @@ def cmd_mix(args: argparse.Namespace) -> None:
     path = save_grid(torch.cat([top, *body]), args.output, nrow=len(cols) + 1)
     print(f"wrote a {len(rows)}x{len(cols)} style-mixing grid of {args.name} (styles {styles.start}:{styles.stop}) "
           f"to {path}")  # fmt: skip
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    from ganzoo.data import IMAGE_EXTENSIONS
+    from ganzoo.gan import _progress, image_format
+
+    source, target = Path(args.input), Path(args.output)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+        outputs = [target / f.relative_to(source) for f in files]
+    elif source.is_file():
+        files, outputs = [source], [target]
+        image_format(target)
+    else:
+        raise FileNotFoundError(f"no image or folder {source}")
+    device = _device(args.device)
+    gan = hub.load(args.name).to(device)
+    if not hasattr(gan, "translate"):
+        raise ValueError(f"{args.name} ({gan.variant}) generates images from noise: use ganzoo sample {args.name}")
+    gan.direction_network(args.direction)  # an unknown or missing direction fails before any work
+    for f, out in zip(_progress(files, len(files) > 1, desc="translating", unit="image"), outputs, strict=True):
+        with Image.open(f) as im:
+            image = im.convert("RGB")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        translated = gan.translate(image, args.direction, pad=not args.no_pad)
+        tmp = out.with_name(f".{out.name}.partial")
+        translated.save(tmp, format=image_format(out))
+        tmp.replace(out)
+    print(f"translated {len(files)} image{'s' * (len(files) > 1)} with {args.name} ({args.direction}) to {target}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

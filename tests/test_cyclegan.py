@@ -106,3 +106,32 @@ def test_an_official_entry_offline_names_the_url_and_where_to_put_the_file_then_
     assert back.shape == f["x"].shape and not torch.allclose(back, f["y"], atol=1e-3)
     info = ganzoo.hub.info("cyclegan-horse2zebra")
     assert info["license"] == "bsd" and "junyanz" in info["source"]
+
+
+def test_ganzoo_translate_does_a_folder_of_mixed_sizes_and_keeps_names_and_sizes(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    torch.manual_seed(0)
+    gan = ganzoo.create("cyclegan", image_size=32, ngf=4, ndf=4, n_blocks=2, n_layers=2)
+    ganzoo.save_pretrained(gan, tmp_path / "model")
+    sizes = {"a.png": (37, 21), "sub/b.jpg": (64, 64), "c.png": (50, 33)}  # not multiples of 4, in a subfolder too
+    for name, size in sizes.items():
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (30, 90, 200)).save(tmp_path / "in" / name)
+    cmd = [sys.executable, "-m", "ganzoo.cli", "translate", str(tmp_path / "model"), str(tmp_path / "in")]
+    out = subprocess.run([*cmd, str(tmp_path / "out"), "--direction", "b2a"], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "translated 3 images" in out.stdout
+    for name, size in sizes.items():
+        with Image.open(tmp_path / "out" / name) as im:
+            assert im.size == size
+    expected = gan.translate(Image.open(tmp_path / "in" / "a.png"), direction="b2a")
+    with Image.open(tmp_path / "out" / "a.png") as im:
+        assert list(im.getdata()) == list(expected.getdata())  # b2a, as in Python
+    bad = subprocess.run([sys.executable, "-m", "ganzoo.cli", "translate", "dcgan-mnist", str(tmp_path / "in"),
+                          str(tmp_path / "out2")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 1 and "ganzoo sample dcgan-mnist" in bad.stderr and "Traceback" not in bad.stderr
