@@ -32,7 +32,7 @@ from ganzoo.gan import ImageToImageGAN
 from ganzoo.models.pix2pix import (
     PatchDiscriminator,
     _split_training_folder,
-    linear_decay,
+    adam_with_decay,
     norm_layer,
     patchgan_hparams,
     upstream_state,
@@ -205,14 +205,10 @@ class CycleGAN(ImageToImageGAN):
         self.log_dict({"loss/g": adv, "loss/d": d_loss, "loss/cycle": cycle, "loss/identity": identity}, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        groups = [[*self.generator_ab.parameters(), *self.generator_ba.parameters()],
-                  [*self.discriminator_a.parameters(), *self.discriminator_b.parameters()]]  # fmt: skip
-        optimizers = [torch.optim.Adam(g, lr=hp.lr, betas=tuple(hp.betas)) for g in groups]
-        if not hp.lr_decay_kimg:
-            return optimizers
-        schedule = lambda _: linear_decay(self.images_seen, hp.lr_constant_kimg, hp.lr_decay_kimg)  # noqa: E731
-        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+        generators = [*self.generator_ab.parameters(), *self.generator_ba.parameters()]
+        return adam_with_decay(
+            self, [generators, [*self.discriminator_a.parameters(), *self.discriminator_b.parameters()]]
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

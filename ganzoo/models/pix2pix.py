@@ -127,6 +127,17 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+def adam_with_decay(gan: ImageToImageGAN, groups: list[Any]) -> Any:
+    """One Adam (``hparams.lr``, ``betas``) per parameter group, each with :func:`linear_decay` of the learning rate
+    on the module's clock when ``hparams.lr_decay_kimg`` is set (stepped once per batch by the base class)."""
+    hp = gan.hparams
+    optimizers = [torch.optim.Adam(g, lr=hp.lr, betas=tuple(hp.betas)) for g in groups]
+    if not hp.lr_decay_kimg:
+        return optimizers
+    schedule = lambda _: linear_decay(gan.images_seen, hp.lr_constant_kimg, hp.lr_decay_kimg)  # noqa: E731
+    return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+
+
 def linear_decay(images_seen: int, constant_kimg: float | None, decay_kimg: float | None) -> float:
     """The learning-rate factor: 1 for ``constant_kimg`` thousand images, then linearly to 0 over ``decay_kimg``."""
     if not decay_kimg:
@@ -203,13 +214,7 @@ class Pix2Pix(ImageToImageGAN):
         self.log_dict({"loss/d": d_loss, "loss/g": g_adv, "loss/l1": l1}, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        optimizers = [torch.optim.Adam(getattr(self, n).parameters(), lr=hp.lr, betas=tuple(hp.betas))
-                      for n in ("generator", "discriminator")]  # fmt: skip
-        if not hp.lr_decay_kimg:
-            return optimizers
-        schedule = lambda _: linear_decay(self.images_seen, hp.lr_constant_kimg, hp.lr_decay_kimg)  # noqa: E731
-        return optimizers, [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+        return adam_with_decay(self, [self.generator.parameters(), self.discriminator.parameters()])
 
     # junyanz' weights ------------------------------------------------------------------------------
 
