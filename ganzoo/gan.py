@@ -706,7 +706,8 @@ class ImageToImageGAN(GAN):
             raise ValueError(f"direction {direction!r}: this {type(self).__name__} translates "
                              f"{', '.join(self.directions)}")  # fmt: skip
         name = self.directions[direction]
-        net = getattr(self, f"{name}_ema", None) or getattr(self, name, None)
+        net = getattr(self, f"{name}_ema", None)
+        net = getattr(self, name, None) if net is None else net
         if net is None or name in self.untrained_parts:
             other = ", ".join(d for d in self.directions if d != direction)
             raise ValueError(f"this {type(self).__name__} has no trained {direction} generator (its weights hold "

@@ -690,7 +690,7 @@ def model_card(
             else None,
         ),
     ]
-    source = "the EMA generator" if gan.generator_ema is not None else "the generator (this model has no EMA)"
+    source = "the EMA generator" if gan.ema_networks else "the generator (this model has no EMA)"
     translator = gan.task == "translation"
     if translator:
         directions = " or ".join(f'direction="{d}"' for d in gan.directions)

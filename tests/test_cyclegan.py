@@ -135,3 +135,22 @@ def test_ganzoo_translate_does_a_folder_of_mixed_sizes_and_keeps_names_and_sizes
     bad = subprocess.run([sys.executable, "-m", "ganzoo.cli", "translate", "dcgan-mnist", str(tmp_path / "in"),
                           str(tmp_path / "out2")], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 1 and "ganzoo sample dcgan-mnist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_with_an_ema_both_generators_are_averaged_and_translate_uses_the_averages():
+    from tests.test_variants import fit
+
+    torch.manual_seed(0)
+    gan = ganzoo.create("cyclegan", image_size=32, ngf=4, ndf=4, n_blocks=2, n_layers=2, pool_size=2, ema_kimg=0.01)
+    assert gan.ema_networks == ("generator_ab", "generator_ba")
+    before = {n: [p.clone() for p in getattr(gan, f"{n}_ema").parameters()] for n in gan.ema_networks}
+    fit(gan, batches=2)
+    for n in gan.ema_networks:
+        ema, live = getattr(gan, f"{n}_ema"), getattr(gan, n)
+        moved = [not torch.equal(a, b) for a, b in zip(before[n], ema.parameters(), strict=True)]
+        assert all(moved), f"{n}_ema did not move"
+        assert any(not torch.equal(a, b) for a, b in zip(ema.parameters(), live.parameters(), strict=True))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for direction, name in gan.directions.items():
+        expected = getattr(gan, f"{name}_ema").eval()(x).clamp(-1, 1)
+        torch.testing.assert_close(gan.translate(x, direction), expected, rtol=0, atol=0)
