@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import ganzoo
-from ganzoo import hub, metrics, registry
+from ganzoo import cards, hub, metrics, registry
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
@@ -195,7 +195,7 @@ def write_cards(board: dict) -> list[str]:
         if entry.folder and folder.is_dir():
             gan = hub.load_folder(folder, sha256=entry.sha256)
             rows = registry.measured(entry.name, hub.file_sha256(folder / hub.WEIGHTS_NAME), rows=board["rows"])
-            (folder / hub.CARD_NAME).write_text(hub.model_card(gan, entry.name, entry, measured=rows))
+            (folder / hub.CARD_NAME).write_text(cards.model_card(gan, entry.name, entry, measured=rows))
             written.append(entry.name)
     return written
 

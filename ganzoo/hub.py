@@ -1,11 +1,11 @@
 """Saving, loading and sharing models: the only module that talks to the Hugging Face Hub.
 
-A model is a folder, the same on disk, in ``checkpoints/`` and on the Hub:
+A model is a folder, the same on disk, in ``checkpoints/`` and on the Hub (:mod:`ganzoo.cards` writes its card):
 
-    config.json           {"ganzoo_version", "variant", "hparams", "parts", "training"}
+    config.json           {"ganzoo_version", "variant", "hparams", "parts", "training", "weights_sha256"}
     model.safetensors     the LightningModule's state dict (generator.*, generator_ema.*, discriminator.*)
     README.md             the model card, with Hub metadata in its YAML front matter
-    samples.png           a fixed-seed sample grid
+    samples.png           the model's preview: a fixed-seed sample grid, or input | output pairs
     training_config.yaml  the recipe LightningCLI ran, when the model was trained by ``ganzoo fit``
 """
 
@@ -26,20 +26,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganzoo import registry
+from ganzoo.cards import (
+    CARD_NAME,
+    CONFIG_NAME,
+    SAMPLES_NAME,
+    TRAINING_CONFIG_NAME,
+    WEIGHTS_NAME,
+    metric_lines,
+    model_card,
+)
 from ganzoo.gan import GAN, save_grid
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-SAMPLES_NAME = "samples.png"
-TRAINING_CONFIG_NAME = "training_config.yaml"
 HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, SAMPLES_NAME, TRAINING_CONFIG_NAME]
-PIPELINE_TAGS = {
-    "generation": "unconditional-image-generation",
-    "conditional-generation": "unconditional-image-generation",
-    "translation": "image-to-image",
-    "super-resolution": "image-to-image",
-}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -243,10 +241,6 @@ def _load_upstream(entry: registry.Pretrained) -> GAN:
     card = model_card(gan, entry.name, entry)  # with the licence, kept beside the converted weights
     _atomic_write(converted / CARD_NAME, lambda p: Path(p).write_text(card))
     return load_folder(converted)
-
-
-def _urls(entry: registry.Pretrained) -> str:
-    return entry.url or ", ".join(f"{url} (as {name})" for name, url in entry.files)
 
 
 def from_upstream(path: str | os.PathLike, variant: str, *, format: str | None = None) -> GAN:
@@ -557,24 +551,7 @@ def push_to_hub(
 
 
 # --------------------------------------------------------------------------------------------------
-# Model cards and info
-
-
-def _metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
-    """(key, label, value, protocol) per metric of leaderboard rows; real-data rows' keys get a ``real:`` prefix."""
-    for row in rows:
-        if models_only and row["kind"] != "model":
-            continue
-        p = row["protocol"]
-        n = p["generated"]["num"]
-        tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-        protocol = (
-            f"{n:,} generated vs {p['real']['num']:,} real ({row['dataset']} test), "
-            f"{p['feature_network']['name']}, key `{row['key']}`"
-        )
-        for key, m in row["metrics"].items():
-            label = f"{key.upper()}-{tag}" if key not in ("precision", "recall") else f"{key} (k={p['pr']['k']})"
-            yield ("real:" if row["kind"] == "real" else "") + key, label, m["mean"], protocol
+# Info
 
 
 def info(name_or_path: str) -> dict[str, Any]:
@@ -618,157 +595,6 @@ def info(name_or_path: str) -> dict[str, Any]:
             rows = registry.measured(where.name, file_sha256(folder / WEIGHTS_NAME))
             out["metrics"] = {
                 label + (" (real data)" if key.startswith("real:") else ""): f"{value:.4g}; {protocol}"
-                for key, label, value, protocol in _metric_lines(rows)
+                for key, label, value, protocol in metric_lines(rows)
             }
     return out
-
-
-def model_card(
-    gan: GAN,
-    name: str,
-    entry: registry.Pretrained | None = None,
-    *,
-    license: str | None = None,
-    measured: list[dict[str, Any]] | None = None,
-) -> str:
-    """The README.md of a model folder: Hub metadata, how it was trained, metrics, usage and limits.
-
-    ``measured`` are leaderboard rows (:func:`ganzoo.registry.measured`) of exactly these weights; without them
-    the card says the model is not measured yet.
-    """
-    t = gan.training_state()
-    dataset = entry.dataset if entry else None
-    lic = entry.license if entry else (license or "other")
-    front = [
-        "---",
-        "library_name: ganzoo",
-        f"license: {lic}",
-        f"tags: [ganzoo, gan, {gan.variant}, pytorch-lightning]",
-        f"pipeline_tag: {PIPELINE_TAGS[gan.task]}",
-    ]
-    if dataset:
-        front.append(f"datasets: [{dataset}]")
-    if measured:
-        front += ["model-index:", f"- name: {name}", "  results:", f"  - task: {{type: {PIPELINE_TAGS[gan.task]}}}"]
-        front += [f"    dataset: {{name: {dataset}, type: {dataset}}}", "    metrics:"]
-        for key, label, value, _ in _metric_lines(measured, models_only=True):
-            front.append(f"    - {{type: {key}, value: {value:.6g}, name: {json.dumps(label)}}}")
-    front.append("---")
-
-    rows = [
-        ("variant", f"`{gan.variant}` ({type(gan).__qualname__})"),
-        ("data", dataset or "see the recipe"),
-        (
-            "recipe",
-            f"`recipes/{entry.recipe}.yaml`, as run: `{TRAINING_CONFIG_NAME}`" if entry and entry.recipe else None,
-        ),
-        *(
-            [("trained by", entry.source), ("weights", f"{_urls(entry)}, converted by `ganzoo.from_upstream`")]
-            if entry and (entry.url or entry.files) and not t["batches_seen"]
-            else [
-                (
-                    "batches",
-                    f"{t['batches_seen']:,}"
-                    + (
-                        f" ({gan.generator_steps:,} generator steps)"
-                        if gan.generator_steps != t["batches_seen"]
-                        else ""
-                    ),
-                ),
-                ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
-                ("hardware", "; ".join(t["hardware"]) or "not recorded"),
-                ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
-            ]
-        ),
-        ("classes (by id)", ", ".join(gan.class_names) if gan.num_classes else None),
-        ("parameters", ", ".join(f"{n} {sum(p.numel() for p in m.parameters()):,}" for n, m in gan.named_children())),
-        (
-            "not trained",
-            f"{', '.join(sorted(gan.untrained_parts))}: not in the released weights, built fresh (random) when "
-            "loaded; fitting needs TrainingOptions(train_fresh_parts=True)"
-            if gan.untrained_parts
-            else None,
-        ),
-    ]
-    source = "the EMA generator" if gan.ema_networks else "the generator (this model has no EMA)"
-    translator = gan.task == "translation"
-    if translator:
-        directions = " or ".join(f'direction="{d}"' for d in gan.directions)
-        usage = [f"out = gan.translate(images)  # {directions}; [N, C, H, W] in [-1, 1], uint8, or PIL images"]
-        usage_cli = "Fine-tune with `trainer.fit(gan, datamodule)` on (A, B) pairs."
-    else:
-        usage = ["images = gan.sample(16, seed=0)  # [16, C, H, W] in [-1, 1]"
-                 + (", classes 0, 1, 2, ... in turn" if gan.num_classes else "")]  # fmt: skip
-        if gan.num_classes:
-            label = gan.class_names[-1]
-            usage.append(f"images = gan.sample(16, seed=0, labels={gan.num_classes - 1})  # all of class {label!r}")
-        usage_cli = f"or `ganzoo sample {name} -n 64 -o grid.png`. Fine-tune with `trainer.fit(gan, datamodule)`."
-    body = [
-        f"# {name}",
-        "",
-        f"{entry.description}." if entry and entry.description else f"A {gan.variant} model trained with ganzoo.",
-        "",
-        "## Training",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in rows if v is not None),
-        "",
-        "## Samples",
-        "",
-        f"![samples]({SAMPLES_NAME})",
-        "",
-        (
-            f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (inputs from the training data, kept at its "
-            f"first batch), from {source}."
-            if translator
-            else f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
-            + (", one column per class." if gan.num_classes else ".")
-        ),
-        "",
-        "## Metrics",
-        "",
-    ]
-    if measured:
-        body += [
-            "Measured by `benchmarks/leaderboard.py` (ganzoo's evaluation; the full protocol is in "
-            "`benchmarks/leaderboard.json`), mean ± standard deviation over seeds. The real-data row is the same "
-            "protocol applied to the training split: the best a model can do at this sample size.",
-            "",
-            "| metric | value | real data | protocol |",
-            "|---|---|---|---|",
-        ]
-        reference = {(k, p): v for k, _, v, p in _metric_lines(measured) if k.startswith("real:")}
-        for key, label, value, protocol in _metric_lines(measured, models_only=True):
-            real = reference.get((f"real:{key}", protocol))
-            std = next(r["metrics"][key]["std"] for r in measured if r["kind"] == "model" and key in r["metrics"])
-            body.append(
-                f"| {label} | {value:.4g}"
-                + (f" ± {std:.2g}" if std is not None else "")
-                + f" | {f'{real:.4g}' if real is not None else '–'} | {protocol} |"
-            )
-    else:
-        body.append("Not measured yet: this card states no number that ganzoo's evaluation did not produce.")
-    if entry and entry.published:
-        body += ["", f"Published, not measured by ganzoo (another protocol and budget): {entry.published}"]
-    body += [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "import ganzoo",
-        "",
-        f'gan = ganzoo.load("{name}")',
-        *usage,
-        "```",
-        "",
-        usage_cli,
-        "",
-        "## Licence and limits",
-        "",
-        f"Licence: {lic}."
-        + (f" Upstream: {entry.source}." if entry and entry.source != "trained by ganzoo" else "")
-        + " A GAN reproduces the statistics of its training data, biases included; its samples are not data.",
-        "",
-    ]
-    return "\n".join(front) + "\n\n" + "\n".join(body) + "\n"

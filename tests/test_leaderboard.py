@@ -6,7 +6,7 @@ import json
 import pytest
 
 import ganzoo
-from ganzoo import hub, metrics, registry
+from ganzoo import cards, hub, metrics, registry
 from tests.conftest import REPO
 
 BOARD = json.loads((REPO / "benchmarks" / "leaderboard.json").read_text())
@@ -62,7 +62,7 @@ def test_shipped_model_cards_state_the_leaderboard_numbers(name):
     assert measured, f"{name} has no leaderboard row for its shipped weights"
     card = (folder / hub.CARD_NAME).read_text()
     gan = hub.load_folder(folder)
-    assert card == hub.model_card(gan, name, entry, measured=measured)  # regenerate: leaderboard.py --rewrite
+    assert card == cards.model_card(gan, name, entry, measured=measured)  # regenerate: leaderboard.py --rewrite
     fid = next(r for r in measured if r["kind"] == "model")["metrics"]["fid"]["mean"]
     assert f"{fid:.4g}" in card and "model-index:" in card
     assert any(label.startswith("FID-") for label in hub.info(name)["metrics"])
