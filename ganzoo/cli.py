@@ -313,10 +313,8 @@ def cmd_mix(args: argparse.Namespace) -> None:
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
-    from PIL import Image
-
-    from ganzoo.data import IMAGE_EXTENSIONS
-    from ganzoo.gan import _progress, image_format
+    from ganzoo.data import IMAGE_EXTENSIONS, read_image, to_unit_range
+    from ganzoo.gan import _progress, image_format, to_pil
 
     source, target = Path(args.input), Path(args.output)
     if source.is_dir():
@@ -335,12 +333,11 @@ def cmd_translate(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.name} ({gan.variant}) generates images from noise: use ganzoo sample {args.name}")
     gan.direction_network(args.direction)  # an unknown or missing direction fails before any work
     for f, out in zip(_progress(files, len(files) > 1, desc="translating", unit="image"), outputs, strict=True):
-        with Image.open(f) as im:
-            image = im.convert("RGB")
+        image = to_unit_range(read_image(f, gan.channels(args.direction)))  # a truncated file: one line naming it
+        translated = gan.translate(image[None], args.direction, pad=not args.no_pad)
         out.parent.mkdir(parents=True, exist_ok=True)
-        translated = gan.translate(image, args.direction, pad=not args.no_pad)
         tmp = out.with_name(f".{out.name}.partial")
-        translated.save(tmp, format=image_format(out))
+        to_pil(translated)[0].save(tmp, format=image_format(out))
         tmp.replace(out)
     print(f"translated {len(files)} image{'s' * (len(files) > 1)} with {args.name} ({args.direction}) to {target}")
 

@@ -297,11 +297,7 @@ def load_image_folder(
     images, targets = [], []
     for label, sub in groups:
         for path in sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-            try:
-                with Image.open(path) as im:
-                    im = im.convert(mode)
-            except OSError as e:  # truncated or not an image
-                raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
+            im = open_image(path, mode)
             side = min(im.size)
             left, top = (im.width - side) // 2, (im.height - side) // 2
             im = im.crop((left, top, left + side, top + side))
@@ -398,13 +394,19 @@ class SeededTransforms(Dataset):
         return index, torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
 
 
-def read_image(path: Path, channels: int = 3) -> Tensor:
-    """A uint8 ``[C, H, W]`` image from a file; an error naming the file if it cannot be read."""
+def open_image(path: Path, mode: str = "RGB") -> Image.Image:
+    """The image in ``path``, decoded and converted to ``mode``; a ``ValueError`` that names the file when it is
+    truncated or not an image (PIL raises OSErrors for both)."""
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+            return im.convert(mode)
     except OSError as e:
         raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
+
+
+def read_image(path: Path, channels: int = 3) -> Tensor:
+    """A uint8 ``[C, H, W]`` image from a file; an error naming the file if it cannot be read."""
+    im = open_image(path, "L" if channels == 1 else "RGB")
     return (
         torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
         .view(im.height, im.width, channels)

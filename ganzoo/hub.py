@@ -559,7 +559,7 @@ def info(name_or_path: str) -> dict[str, Any]:
     architecture and training record. A Hub repo's config and card are downloaded."""
     out: dict[str, Any] = {}
     kind, where = resolve(name_or_path)
-    config, folder = None, None
+    config, folder, gan = None, None, None
     if kind == "folder":
         config, folder = read_config(where), where
     elif kind == "repo":
@@ -576,7 +576,8 @@ def info(name_or_path: str) -> dict[str, Any]:
         if folder is not None and (folder / CONFIG_NAME).is_file():
             config = read_config(folder)
     if config is not None:
-        gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME if folder else where)
+        if gan is None:  # a checkpoint's model is loaded already
+            gan = build(config["variant"], config["hparams"], where=folder / CONFIG_NAME)
         out["variant"] = config["variant"]
         out["architecture"] = {
             "class": f"{type(gan).__module__}.{type(gan).__qualname__}",

@@ -344,11 +344,12 @@ class ImageSet:
         h = hashlib.sha256()
         for p in files:
             h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
-        with _open_image(files[0]) as im:
-            size = im.size
+        from ganzoo.data import open_image
+
+        size = open_image(files[0]).size
 
         def decode(p: Path) -> Tensor:
-            with _open_image(p) as im:
+            with open_image(p) as im:
                 if im.size != size:
                     raise ValueError(
                         f"{p} is {im.size[0]}x{im.size[1]} but {files[0]} is {size[0]}x{size[1]}: the images of a "
@@ -621,18 +622,6 @@ def _summary(values: list[float]) -> dict[str, Any]:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
     return {"mean": mean, "std": std, "values": values}
-
-
-def _open_image(path: Path) -> Any:
-    """``path`` decoded to RGB, or a ``ValueError`` that names the file (a truncated or foreign file)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except OSError as e:  # PIL's UnidentifiedImageError and "image file is truncated" are OSErrors
-        raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
 
 
 def evaluate(
