@@ -5,7 +5,12 @@
     python benchmarks/leaderboard.py --only dcgan-mnist   # re-measure some rows, keep the others
     python benchmarks/leaderboard.py --rewrite            # leaderboard.md and the model cards from the JSON only
 
-Each data set a model uses gets a "real data" row first: its train split (seeded subsets of the same size as
+A translation model (Pix2Pix, CycleGAN) is measured on its data set's reference pairs instead (maps: the 200 val
+pairs at 256x256, every direction it has): L1, PSNR and SSIM of each output against its true target, FID/KID of
+the outputs against the targets. Its table holds trivial translators measured the same way as reference rows: the
+input itself, the mean training target, and for a two-way model its cycle (A to B and back) against the input.
+
+Each data set a generative model uses gets a "real data" row first: its train split (seeded subsets of the same size as
 the generated sets) measured against the same reference, the test split. A model's row compares its samples
 with that reference. Rows are ranked only against rows with the same comparison key (feature network and its
 weights, N generated, the real set, the metric settings); ``leaderboard.md`` gives each key its own table.
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import ganzoo
 from ganzoo import cards, hub, metrics, registry
+from ganzoo.data import DataNotFoundError, Paired, data_root
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
@@ -45,7 +51,15 @@ PUBLISHED = {
     "(fid50k_full) after a training run of 100M images (ADA's cifar configuration); this 2-core CPU showed the "
     "64-channel network 140k images in 35 minutes, 0.14% of that. CIFAR-10 was not tried at that budget. "
     "cgan-mnist is class-conditional; its samples cycle through the ten digits, as the data's classes do.",
+    "maps": "Published maps numbers come from other protocols and are not ranked here: junyanz' pix2pix gives FID "
+    "149.73 aerial to map and 102.07 map to aerial, mmgeneration's pix2pix 122.59 and 88.46 (both test with batch "
+    "norm on batch statistics and dropout on, on the whole val split of 1,098 pairs, at 256x256 with 64-channel "
+    "networks trained 200 epochs); ganzoo measures eval mode (deterministic) on the first 200 val pairs, so FID-200 "
+    "is biased upwards by the small set (compare the reference rows, not the papers). The pix2pix paper reports "
+    "maps only as human judgements (AMT) and per-pixel accuracy, not L1/SSIM.",
 }
+TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "kid")
+PAIRED = ("l1", "psnr", "ssim")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +103,19 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
     if args.only:
         entries = [e for e in entries if e.name in args.only or set(e.aliases) & set(args.only)]
     rows, skipped, datasets = [], [], dict(ANCHOR_DATASETS) if not args.only else {}
+    references: dict[tuple[str, str], Paired] = {}
     for entry in entries:
         print(f"{entry.name}", flush=True)
+        if registry.get_variant(entry.variant).task == "translation":
+            try:
+                translation_rows = measure_translator(entry, options)
+            except (hub.HubError, hub.CheckpointError, DataNotFoundError) as e:
+                skipped.append({"name": entry.name, "reason": str(e).splitlines()[0]})
+                continue
+            for r in translation_rows:
+                references.setdefault((entry.dataset, r["protocol"]["pairs"]["direction"]), r.pop("_data"))
+            rows += translation_rows
+            continue
         # The model's own reference: its data set's test split at its resolution, num_real images drawn with seed 0.
         try:
             result = metrics.evaluate(entry.name, num_samples=args.num_samples, num_real=args.num_real, **options)
@@ -99,6 +124,15 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
             continue
         rows.append(row(entry.name, "model", entry.dataset, result))
         datasets.setdefault(entry.dataset, entry.resolution)
+
+    for (dataset, direction), data in references.items():
+        for label, translate in (("input itself", lambda x: x), ("mean training target", mean_target(data))):
+            name = f"{label}: {dataset} {direction}"
+            if args.only and name in existing:
+                continue  # as the real-data rows below
+            print(name, flush=True)
+            result = metrics.evaluate_translation(translate, data, name=name, **translation_options(options))
+            rows.append({**row(name, "reference", dataset, result), "label": label})
 
     for dataset, size in datasets.items():
         if args.only and f"real: {dataset} train" in existing:
@@ -113,6 +147,42 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
         result["protocol"]["generated"]["seeds"] = options["seeds"]
         rows.append(row(f"real: {dataset} train", "real", dataset, result))
     return rows, skipped
+
+
+def translation_options(options: dict) -> dict:
+    return {"metrics": TRANSLATION_METRICS, "feature_net": options["feature_net"], "device": options["device"],
+            "progress": options["progress"]}  # fmt: skip
+
+
+def measure_translator(entry: registry.Pretrained, options: dict) -> list[dict]:
+    """Rows for each direction of a translation entry on its data set's reference pairs, each with the Paired
+    module it read (``_data``); a two-way model adds its cycle against the input."""
+    gan = hub.load(entry.name)
+    out = []
+    for direction in gan.directions:
+        flip = (direction == "b2a") != (entry.data_direction == "b2a")
+        data = Paired(root=str(data_root() / entry.dataset), direction="b2a" if flip else "a2b")
+        result = metrics.evaluate_translation(entry.name, data, direction=direction, **translation_options(options))
+        out.append({**row(entry.name, "model", entry.dataset, result), "_data": data})
+        if len(gan.directions) == 2:
+            back = "b2a" if direction == "a2b" else "a2b"
+            name = f"{entry.name}: {direction} then {back}"
+            print(name, flush=True)
+            cycle = lambda x, d=direction, b=back: gan.translate(gan.translate(x, d), b)  # noqa: E731
+            result = metrics.evaluate_translation(cycle, data, name=name, against="input",
+                                                  **translation_options(options))  # fmt: skip
+            out.append({**row(name, "reference", entry.dataset, result), "label": "cycle", "of": entry.name,
+                        "_data": data})  # fmt: skip
+    return out
+
+
+def mean_target(data: Paired):
+    """A translator that answers every input with the mean of ``data``'s training targets (unjittered, resized to
+    the reference size as the reference pairs are)."""
+    train = data.dataset("train")
+    train.train = False  # the reference pairs' resize, no random crop or flip
+    mean = sum(train[i][1].double() for i in range(len(train))) / len(train)
+    return lambda x: mean.float().expand(len(x), *mean.shape).clone()
 
 
 def row(name: str, kind: str, dataset: str, result: dict) -> dict:
@@ -140,6 +210,9 @@ def markdown(board: dict) -> str:
     ]
     for key, rows in sorted(groups.items(), key=lambda kv: (kv[1][0]["dataset"], kv[0])):
         p = rows[0]["protocol"]
+        if p.get("task") == "translation":
+            out += translation_table(key, rows)
+            continue
         n = p["generated"]["num"]
         tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
         names = [k for k in ("fid", "fd_dinov2", "kid", "kd_dinov2", "is", "precision", "recall")
@@ -182,6 +255,51 @@ def markdown(board: dict) -> str:
         out += [f"- {s['name']}: {s['reason']}" for s in board["skipped"]]
         out.append("")
     return "\n".join(out)
+
+
+def translation_table(key: str, rows: list[dict]) -> list[str]:
+    """One table of translations of the same reference pairs: models ranked by L1, then the reference rows."""
+    p = rows[0]["protocol"]
+    pairs, n = p["pairs"], p["generated"]["num"]
+    names = [k for k in TRANSLATION_METRICS if any(k in r["metrics"] for r in rows)]
+    headers = {"l1": "L1 ↓", "psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "fid": f"FID-{n} ↓", "kid": f"KID-{n} ↓"}
+    rows = sorted(rows, key=lambda r: (r["kind"] != "model", r["metrics"]["l1"]["mean"]))
+    a, b = ("A", "B") if pairs["direction"] == "a2b" else ("B", "A")
+    out = [
+        f"## {rows[0]['dataset']}: translating {a} to {b}, {n} reference pairs (protocol key `{key}`)",
+        "",
+        "| rank | model | direction | " + " | ".join(headers[k] for k in names) + " | checkpoint | wall time |",
+        "|---" * (len(names) + 5) + "|",
+    ]
+    rank = 0
+    for r in rows:
+        rank += r["kind"] == "model"
+        g = r["protocol"]["generated"]
+        direction = g["direction"] if r["kind"] == "model" else f"{g['direction']} vs {r['protocol']['against']}"
+        cells = [f"{r['metrics'][k]['mean']:.4g} ± {r['metrics'][k]['std']:.2g}" if k in PAIRED else
+                 f"{r['metrics'][k]['mean']:.4g}" for k in names]  # fmt: skip
+        out.append(
+            f"| {rank if r['kind'] == 'model' else 'ref'} | {r['name']} | {direction} | "
+            + " | ".join(cells)
+            + f" | {g.get('checkpoint_sha256', '')[:12] or '–'} | {r['protocol']['wall_seconds']:,.0f} s |"
+        )
+    net, kid = p["feature_network"], p["kid"]
+    out += [
+        "",
+        f"- pairs: {pairs['data']} `{Path(pairs['root']).name}` {pairs['split']} split, the first {n} at "
+        f"{pairs['size'][0]}x{pairs['size'][1]}, data direction {pairs['direction']}; inputs sha256 "
+        f"`{pairs['inputs'][:16]}…`, targets `{pairs['targets'][:16]}…`",
+        "- L1 (on [-1, 1]), PSNR and SSIM per image on uint8-quantised RGB, mean ± standard deviation over images: "
+        + "; ".join(f"{k} {v}" for k, v in p["paired"].items()),
+        f"- FID/KID of the {n} outputs against the {n} targets (a reference row: against what it names): "
+        f"`{net['name']}`, sha256 `{net['sha256']}`; KID {kid['subsets']} subsets of {kid['subset_size']}",
+        "- models translate in eval mode (batch norm on running statistics, no dropout); reference rows: the input "
+        "itself, the mean of the training targets, a two-way model's cycle against its input",
+        f"- measured on {p['hardware']} with {', '.join(f'{k} {v}' for k, v in p['versions'].items())}",
+    ]
+    if note := PUBLISHED.get(rows[0]["dataset"]):
+        out.append(f"- {note}")
+    return [*out, ""]
 
 
 def write_cards(board: dict) -> list[str]:

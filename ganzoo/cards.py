@@ -23,21 +23,43 @@ PIPELINE_TAGS = {
 }
 
 
+def reference_column(row: dict[str, Any]) -> str | None:
+    """The column a leaderboard row fills beside a model's: ``None`` for a model's own row, ``"real data"`` for a
+    data set's real-data row, a trivial baseline's label (``"input itself"``, ...) for a translation reference."""
+    if row["kind"] == "model":
+        return None
+    return "real data" if row["kind"] == "real" else row.get("label", row["name"])
+
+
 def metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
-    """(key, label, value, protocol) per metric of leaderboard rows; real-data rows' keys get a ``real:`` prefix."""
+    """(column, key, label, metric, protocol) per metric of leaderboard rows: ``column`` as
+    :func:`reference_column`, ``metric`` the row's ``{"mean", "std", ...}``."""
     for row in rows:
-        if models_only and row["kind"] != "model":
+        column = reference_column(row)
+        if models_only and column is not None:
             continue
         p = row["protocol"]
         n = p["generated"]["num"]
         tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
-        protocol = (
-            f"{n:,} generated vs {p['real']['num']:,} real ({row['dataset']} test), "
-            f"{p['feature_network']['name']}, key `{row['key']}`"
-        )
+        translation = p.get("task") == "translation"
+        if translation:
+            protocol = (
+                f"{n:,} {row['dataset']} test pairs at {'x'.join(map(str, p['pairs']['size']))}, data direction "
+                f"{p['pairs']['direction']}; FID/KID on {p['feature_network']['name']}, key `{row['key']}`"
+            )
+        else:
+            protocol = (
+                f"{n:,} generated vs {p['real']['num']:,} real ({row['dataset']} test), "
+                f"{p['feature_network']['name']}, key `{row['key']}`"
+            )
         for key, m in row["metrics"].items():
-            label = f"{key.upper()}-{tag}" if key not in ("precision", "recall") else f"{key} (k={p['pr']['k']})"
-            yield ("real:" if row["kind"] == "real" else "") + key, label, m["mean"], protocol
+            if key in ("l1", "psnr", "ssim"):
+                label = key.upper() + (" (dB)" if key == "psnr" else "")
+            elif key in ("precision", "recall"):
+                label = f"{key} (k={p['pr']['k']})"
+            else:
+                label = f"{key.upper()}-{tag}"
+            yield column, key, label + (f" {p['generated']['direction']}" if translation else ""), m, protocol
 
 
 def model_card(
@@ -68,13 +90,14 @@ def model_card(
     if measured:
         front += ["model-index:", f"- name: {name}", "  results:", f"  - task: {{type: {PIPELINE_TAGS[gan.task]}}}"]
         front += [f"    dataset: {{name: {dataset}, type: {dataset}}}", "    metrics:"]
-        for key, label, value, _ in metric_lines(measured, models_only=True):
-            front.append(f"    - {{type: {key}, value: {value:.6g}, name: {json.dumps(label)}}}")
+        for _, key, label, m, _ in metric_lines(measured, models_only=True):
+            front.append(f"    - {{type: {key}, value: {m['mean']:.6g}, name: {json.dumps(label)}}}")
     front.append("---")
 
     rows = [
         ("variant", f"`{gan.variant}` ({type(gan).__qualname__})"),
         ("data", dataset or "see the recipe"),
+        ("directions", _directions(gan, entry) if entry and gan.task == "translation" else None),
         (
             "recipe",
             f"`recipes/{entry.recipe}.yaml`, as run: `{TRAINING_CONFIG_NAME}`" if entry and entry.recipe else None,
@@ -147,22 +170,30 @@ def model_card(
         "",
     ]
     if measured:
+        columns = list(dict.fromkeys(c for c, *_ in metric_lines(measured) if c is not None))
+        reference = {(c, k, p): m["mean"] for c, k, _, m, p in metric_lines(measured) if c is not None}
         body += [
             "Measured by `benchmarks/leaderboard.py` (ganzoo's evaluation; the full protocol is in "
-            "`benchmarks/leaderboard.json`), mean ± standard deviation over seeds. The real-data row is the same "
-            "protocol applied to the training split: the best a model can do at this sample size.",
+            "`benchmarks/leaderboard.json`), mean ± standard deviation "
+            + (
+                "over the images. Beside it, trivial translators measured the same way: the input itself, the mean "
+                "of the training targets, and for a two-way model its cycle (A to B and back) against the input. "
+                "L1 and SSIM against the true target, PSNR in dB; FID/KID of the outputs against the targets."
+                if translator
+                else "over seeds. The real-data row is the same protocol applied to the training split: the best a "
+                "model can do at this sample size."
+            ),
             "",
-            "| metric | value | real data | protocol |",
-            "|---|---|---|---|",
+            "| metric | value | " + " | ".join(columns) + " | protocol |",
+            "|---" * (len(columns) + 3) + "|",
         ]
-        reference = {(k, p): v for k, _, v, p in metric_lines(measured) if k.startswith("real:")}
-        for key, label, value, protocol in metric_lines(measured, models_only=True):
-            real = reference.get((f"real:{key}", protocol))
-            std = next(r["metrics"][key]["std"] for r in measured if r["kind"] == "model" and key in r["metrics"])
+        for _, key, label, m, protocol in metric_lines(measured, models_only=True):
+            refs = [reference.get((c, key, protocol)) for c in columns]
             body.append(
-                f"| {label} | {value:.4g}"
-                + (f" ± {std:.2g}" if std is not None else "")
-                + f" | {f'{real:.4g}' if real is not None else '–'} | {protocol} |"
+                f"| {label} | {m['mean']:.4g}"
+                + (f" ± {m['std']:.2g}" if m["std"] is not None else "")
+                + "".join(f" | {f'{v:.4g}' if v is not None else '–'}" for v in refs)
+                + f" | {protocol} |"
             )
     else:
         body.append("Not measured yet: this card states no number that ganzoo's evaluation did not produce.")
@@ -189,6 +220,14 @@ def model_card(
         "",
     ]
     return "\n".join(front) + "\n\n" + "\n".join(body) + "\n"
+
+
+def _directions(gan: GAN, entry: registry.Pretrained) -> str:
+    """Which way of the entry's data set each of the model's directions runs, e.g. "`a2b`: maps's A to B"."""
+    ways = {"a2b": "A to B", "b2a": "B to A"}
+    if entry.data_direction == "b2a":
+        ways = {"a2b": "B to A", "b2a": "A to B"}
+    return ", ".join(f"`{d}`: {entry.dataset}'s {ways[d]}" for d in gan.directions)
 
 
 def _urls(entry: registry.Pretrained) -> str:

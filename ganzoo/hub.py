@@ -595,7 +595,7 @@ def info(name_or_path: str) -> dict[str, Any]:
         if kind == "entry" and (folder / WEIGHTS_NAME).is_file():
             rows = registry.measured(where.name, file_sha256(folder / WEIGHTS_NAME))
             out["metrics"] = {
-                label + (" (real data)" if key.startswith("real:") else ""): f"{value:.4g}; {protocol}"
-                for key, label, value, protocol in metric_lines(rows)
+                label + (f" ({column})" if column else ""): f"{m['mean']:.4g}; {protocol}"
+                for column, _, label, m, protocol in metric_lines(rows)
             }
     return out

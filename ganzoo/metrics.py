@@ -656,7 +656,7 @@ def evaluate(
         ``{"metrics": {name: {"mean", "std", "values"}}, "protocol": {...}}``: ``std`` is over repeats (sample
         standard deviation; ``None`` for one). ``kid`` also has ``subset_std`` per repeat.
     """
-    from ganzoo.hub import file_sha256, load
+    from ganzoo.hub import load
 
     unknown = set(metrics) - set(METRICS)
     if unknown or not metrics:
@@ -695,11 +695,8 @@ def evaluate(
             "num": num_samples, "seeds": list(seeds), "quantisation": "uint8 round(127.5 x + 127.5)",
             "sampler": "EMA generator" if gan.generator_ema is not None else "generator",
         }  # fmt: skip
-        if entry and entry.folder:
-            from ganzoo.registry import shipped_dir
-
-            weights = shipped_dir("checkpoints") / entry.folder / "model.safetensors"
-            protocol["generated"]["checkpoint_sha256"] = file_sha256(weights) if weights.is_file() else entry.sha256
+        if sha := _checkpoint_sha256(entry):
+            protocol["generated"]["checkpoint_sha256"] = sha
     else:
         sets = [as_image_set(f) for f in (fake if isinstance(fake, list | tuple) else [fake])]
         fakes = [(s.description, s.num, lambda s=s: s.batches(batch_size)) for s in sets]
@@ -751,11 +748,13 @@ PAIRED_METRICS = ("l1", "psnr", "ssim")
 
 
 def evaluate_translation(
-    model: str | GAN,
+    model: str | os.PathLike | GAN | Callable[[Tensor], Tensor],
     data: Any | None = None,
     *,
     entry: Any | None = None,
+    name: str | None = None,
     direction: str = "a2b",
+    against: str = "target",
     metrics: Sequence[str] = ("l1", "psnr", "ssim", "fid", "kid"),
     num: int | None = None,
     feature_net: str | FeatureNetwork = "inception",
@@ -764,9 +763,15 @@ def evaluate_translation(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Measure a translation model on reference pairs and say exactly how: each input of ``data``'s test split
-    (a :class:`~ganzoo.data.Paired` module; by default the model's data set, e.g. maps' 200 val pairs) is translated
-    in ``direction`` and compared with its true target: per-image L1, PSNR and SSIM (:func:`paired_metrics`: mean and
-    standard deviation over images), and FID/KID of the translated set against the targets.
+    (a :class:`~ganzoo.data.Paired` module; by default the model's data set, e.g. maps' 200 val pairs, read the way
+    its entry's ``data_direction`` says) is translated in ``direction`` and compared with its true target: per-image
+    L1, PSNR and SSIM (:func:`paired_metrics`: mean and standard deviation over images), and FID/KID of the
+    translated set against the targets.
+
+    ``model`` may also be any function from a batch of inputs ``[N, C, H, W]`` in [-1, 1] to outputs, called
+    ``name``: the leaderboard's trivial baselines (the input itself, a constant image). With ``against="input"``
+    each output is compared with its own input instead of the target (a CycleGAN's cycle ``F(G(x))`` against
+    ``x``).
 
     Returns:
         ``{"metrics": {name: {"mean", "std", "values"}}, "protocol": {...}}`` as :func:`evaluate`.
@@ -777,42 +782,60 @@ def evaluate_translation(
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)} for a translation model; choose from "
                          f"{', '.join(PAIRED_METRICS)}, fid, kid")  # fmt: skip
+    if against not in ("target", "input"):
+        raise ValueError(f"against must be 'target' or 'input', got {against!r}")
     start = time.perf_counter()
     entry = entry or _entry_of(model)
-    gan = load(model) if isinstance(model, str | os.PathLike) else model
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    gan = gan.to(device).eval()
+    if isinstance(model, str | os.PathLike | GAN):
+        gan = (load(model) if isinstance(model, str | os.PathLike) else model).to(device).eval()
+        translate: Callable[[Tensor], Tensor] = lambda x: gan.translate(x, direction, batch_size=batch_size)  # noqa: E731
+        name = name or (entry.name if entry else str(model) if isinstance(model, str | os.PathLike) else gan.variant)
+    elif callable(model) and name:
+        translate = model
+    else:
+        raise TypeError("model must be a name, a folder, a GAN, or a function of the inputs with a name=")
     if data is None:
-        from ganzoo.data import Paired, data_root
+        from ganzoo.data import DataNotFoundError, Paired, data_root
 
         if entry is None or not (data_root() / entry.dataset).is_dir():
-            raise ValueError("no reference pairs for this model: pass data= (a ganzoo.data.Paired module)")
-        data = Paired(root=str(data_root() / entry.dataset), direction=direction)
+            where = f"{data_root() / entry.dataset} does not exist" if entry else "this model has no registry entry"
+            raise DataNotFoundError(f"no reference pairs ({where}): pass data= (a ganzoo.data.Paired module)")
+        flip = (direction == "b2a") != (entry.data_direction == "b2a")
+        data = Paired(root=str(data_root() / entry.dataset), direction="b2a" if flip else "a2b")
     pairs = data.dataset("test")
     n = min(num or len(pairs), len(pairs))
     per_image: dict[str, list[float]] = {}
-    real, fake = [], []
+    inputs, outputs, references = [], [], []
     for i in _progress(range(0, n, batch_size), progress, desc="translating the reference inputs", unit="batch"):
         x, y = (torch.stack(t) for t in zip(*(pairs[j] for j in range(i, min(i + batch_size, n))), strict=True))
-        out = gan.translate(x, direction, batch_size=batch_size)
-        for k, v in paired_metrics(out, y).items():
+        out = translate(x).cpu()
+        reference = y if against == "target" else x
+        for k, v in paired_metrics(out, reference).items():
             per_image.setdefault(k, []).extend(v.tolist())
-        real.append(to_uint8(y))
-        fake.append(to_uint8(out))
+        inputs.append(to_uint8(x))
+        outputs.append(to_uint8(out))
+        references.append(to_uint8(y))
+    what = type(data).__name__
+    inputs_set = ImageSet.from_tensor(torch.cat(inputs), f"{what} test inputs ({n})")
+    targets = ImageSet.from_tensor(torch.cat(references), f"{what} test targets ({n})")
+    compared = targets if against == "target" else inputs_set
     results = {k: _summary(v) for k, v in per_image.items() if k in metrics}
     protocol: dict[str, Any] = {
-        "version": PROTOCOL_VERSION, "task": "translation", "direction": direction,
-        "model": entry.name if entry else getattr(model, "variant", str(model)),
-        "pairs": {"data": type(data).__name__, "root": str(getattr(data, "root", None) or ""), "split": "test",
-                  "num": n, "size": list(real[0].shape[-2:])},
-        "paired": {"quantisation": "uint8 round(127.5 x + 127.5)", "l1": "on [-1, 1]", "psnr": "RGB, [0, 1]",
+        "version": PROTOCOL_VERSION, "task": "translation", "against": against,
+        "generated": {"model": name, "direction": direction, "num": n, "quantisation": "uint8 round(127.5 x + 127.5)"},
+        "pairs": {"data": what, "root": str(getattr(data, "root", None) or ""), "split": "test", "num": n,
+                  "size": list(inputs[0].shape[-2:]), "direction": getattr(data, "direction", "a2b"),
+                  "inputs": inputs_set.digest, "targets": targets.digest},
+        "paired": {"l1": "on [-1, 1]", "psnr": "RGB, [0, 1]",
                    "ssim": "RGB, 11x11 Gaussian (sigma 1.5), windows inside the image"},
     }  # fmt: skip
+    if sha := _checkpoint_sha256(entry):
+        protocol["generated"]["checkpoint_sha256"] = sha
     if {"fid", "kid"} & set(metrics):
         net = feature_network(feature_net)
-        real_set = ImageSet.from_tensor(torch.cat(real), f"{protocol['pairs']['data']} targets ({n})")
-        real_features = cached_features(real_set, net, batch_size=batch_size, device=device, progress=progress)
-        features, _ = extract(net, torch.cat(fake).split(batch_size), device=device, progress=progress,
+        real_features = cached_features(compared, net, batch_size=batch_size, device=device, progress=progress)
+        features, _ = extract(net, torch.cat(outputs).split(batch_size), device=device, progress=progress,
                               desc="translated features")  # fmt: skip
         protocol["feature_network"] = net.identity()
         if "fid" in metrics:
@@ -828,6 +851,17 @@ def evaluate_translation(
     return {"metrics": results, "protocol": protocol}
 
 
+def _checkpoint_sha256(entry: Any) -> str | None:
+    """The digest of a shipped entry's weights (what its leaderboard rows are pinned to)."""
+    if not entry or not entry.folder:
+        return None
+    from ganzoo.hub import file_sha256
+    from ganzoo.registry import shipped_dir
+
+    weights = shipped_dir("checkpoints") / entry.folder / "model.safetensors"
+    return file_sha256(weights) if weights.is_file() else entry.sha256
+
+
 def _entry_of(model: Any):
     from ganzoo import registry
 
@@ -839,7 +873,12 @@ def _entry_of(model: Any):
 def comparison_key(protocol: dict[str, Any]) -> str:
     """What two results must share to be ranked against each other: the feature network and its weights, the
     protocol version, the batch size, the number of generated images, the real set and the metric settings.
-    Seeds, hardware, versions and wall time may differ."""
+    Seeds, hardware, versions and wall time may differ. Translation results compare on the same pairs (their
+    content, not where they were read), whatever the outputs are compared with."""
+    if protocol.get("task") == "translation":
+        pairs = {k: v for k, v in protocol["pairs"].items() if k != "root"}
+        keep = {k: protocol.get(k) for k in ("version", "task", "feature_network", "batch_size", "kid")}
+        return hashlib.sha256(json.dumps({**keep, "pairs": pairs}, sort_keys=True).encode()).hexdigest()[:12]
     keep = {
         "version": protocol["version"],
         "feature_network": protocol["feature_network"],
@@ -858,10 +897,13 @@ def format_result(result: dict[str, Any]) -> str:
         pairs = p["pairs"]
         lines = [f"{name.upper()}: {m['mean']:.6g}" + (f" ± {m['std']:.4g}" if m["std"] is not None else "")
                  for name, m in result["metrics"].items()]  # fmt: skip
+        g = p["generated"]
         lines += [
-            f"protocol {p['version']}, translation {p['direction']} of {p['model']}:",
-            f"  pairs: {pairs['data']} {pairs['root']} {pairs['split']} ({pairs['num']} at {pairs['size']}); "
-            f"L1/PSNR/SSIM per image (mean ± std over images): {json.dumps(p['paired'])}",
+            f"protocol {p['version']} (key {comparison_key(p)}), translation {g['direction']} of {g['model']}, "
+            f"outputs against their {p['against']}s:",
+            f"  pairs: {pairs['data']} {pairs['root']} {pairs['split']} ({pairs['num']} at {pairs['size']}, data "
+            f"direction {pairs['direction']}); L1/PSNR/SSIM per image (mean ± std over images): "
+            f"{json.dumps(p['paired'])}",
             *(
                 [f"  FID/KID of the translations against the targets: {p['feature_network']['name']}"]
                 if "feature_network" in p

@@ -44,7 +44,8 @@ class Pretrained:
     converted together, ``(name, url)`` pairs downloaded into one folder as ``<name><suffix>``: e.g. the two
     directions of a CycleGAN pair as a training folder's ``latest_net_G_A`` and ``latest_net_G_B``.
     ``published`` quotes what the papers report for the setting, for the model card to set beside ganzoo's own
-    measurements.
+    measurements. A translation model's ``data_direction`` says which way of ``dataset``'s (A, B) pairs its
+    ``a2b`` runs: ``"b2a"`` when it maps the data's B to A (pix2pix-map2sat on maps, whose A is the photo).
     """
 
     name: str
@@ -64,10 +65,13 @@ class Pretrained:
     published: str = ""
     format: str | None = None
     files: tuple[tuple[str, str], ...] = ()
+    data_direction: str = "a2b"
 
     def __post_init__(self) -> None:
         if not (self.folder or self.hub_repo or self.url or self.files):
             raise ValueError(f"pretrained entry {self.name!r} names no weights: give folder, hub_repo, url or files")
+        if self.data_direction not in ("a2b", "b2a"):
+            raise ValueError(f"pretrained entry {self.name!r}: data_direction must be 'a2b' or 'b2a'")
         if self.hub_repo and not self.revision:
             raise ValueError(f"pretrained entry {self.name!r}: a hub_repo needs a pinned revision")
 
@@ -215,8 +219,9 @@ def shipped_dir(kind: str) -> Path:
 def measured(
     name: str, checkpoint_sha256: str | None = None, rows: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """The leaderboard rows (``benchmarks/leaderboard.json``) of entry ``name``, each followed by the real-data
-    row measured under the same protocol; with ``checkpoint_sha256``, only rows measured on those weights.
+    """The leaderboard rows (``benchmarks/leaderboard.json``) of entry ``name``, each followed by the reference
+    rows measured under the same protocol (real data, trivial baselines); with ``checkpoint_sha256``, only rows
+    measured on those weights.
 
     These are the only metrics a model card or ``ganzoo info`` states: measured by ``benchmarks/leaderboard.py``,
     never typed by hand. ``rows`` replaces the shipped file's rows (the leaderboard script passes its own).
@@ -231,7 +236,7 @@ def measured(
         if checkpoint_sha256 and row["protocol"]["generated"].get("checkpoint_sha256") != checkpoint_sha256:
             continue
         out.append(row)
-        out += [r for r in rows if r["kind"] == "real" and r["key"] == row["key"]]
+        out += [r for r in rows if r["kind"] != "model" and r["key"] == row["key"] and r.get("of") in (None, name)]
     return out
 
 

@@ -165,7 +165,7 @@ def test_evaluate_translates_the_reference_inputs_and_compares_each_with_its_tar
     expected = paired_metrics(gan.translate(x), y)
     for k in ("l1", "psnr", "ssim"):
         torch.testing.assert_close(torch.tensor(result["metrics"][k]["values"]), expected[k].float(), rtol=1e-6, atol=0)
-    assert result["protocol"]["pairs"]["num"] == 6 and result["protocol"]["direction"] == "a2b"
+    assert result["protocol"]["pairs"]["num"] == 6 and result["protocol"]["generated"]["direction"] == "a2b"
     assert any(k.startswith("kid") for k in result["metrics"])
     # The other direction of the data is another comparison (B -> A): different numbers.
     swapped = metrics.evaluate_translation(gan, Paired(root=str(root), load_size=32, crop_size=32, direction="b2a"),

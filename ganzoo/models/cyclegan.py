@@ -278,17 +278,20 @@ def resnet_hparams(state: dict[str, Tensor]) -> dict[str, Any]:
 
 
 # junyanz' released CycleGAN generators (resnet_9blocks, instance norm), converted at first load. Where upstream
-# released both directions of a pair, one entry holds both: translate(x, direction="b2a") runs the second.
+# released both directions of a pair, one entry holds both: translate(x, direction="b2a") runs the second. The
+# style_* generators map photos (their data set's B) to paintings (its A): data_direction "b2a".
 _JUNYANZ_CYCLEGAN = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"
 _JUNYANZ_SOURCE = "junyanz/pytorch-CycleGAN-and-pix2pix (Zhu et al. 2017)"
 
 
 def _official(name: str, dataset: str, a2b: str, b2a: str | None, what: str) -> Pretrained:
+    data_direction = "b2a" if a2b.startswith("style_") else "a2b"
     files = (("latest_net_G_A", f"{_JUNYANZ_CYCLEGAN}{a2b}.pth"),)
     files += (("latest_net_G_B", f"{_JUNYANZ_CYCLEGAN}{b2a}.pth"),) if b2a else ()
     both = "both directions" if b2a else "one direction (upstream released no other)"
     return Pretrained(name=name, variant="cyclegan", dataset=dataset, resolution=256, license="bsd", files=files,
-                      source=_JUNYANZ_SOURCE, description=f"junyanz' official CycleGAN {what}, {both}")  # fmt: skip
+                      source=_JUNYANZ_SOURCE, description=f"junyanz' official CycleGAN {what}, {both}",
+                      data_direction=data_direction)  # fmt: skip
 
 
 # fmt: off

@@ -305,7 +305,8 @@ def patchgan_hparams(state: dict[str, Tensor]) -> dict[str, Any]:
 
 
 # junyanz' released pix2pix generators (unet_256, batch norm, dropout), converted at first load. Each maps its
-# name's first domain to its second; facades_label2photo was trained BtoA on facades' photo|label pairs.
+# name's first domain to its second; three were trained BtoA on their data set's pairs (upstream's --direction),
+# so their a2b runs the data's B -> A: facades (photo | label), maps (photo | map), night2day (night | day).
 _JUNYANZ_PIX2PIX = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
 _JUNYANZ_SOURCE = "junyanz/pytorch-CycleGAN-and-pix2pix (Isola et al. 2017, Zhu et al. 2017)"
 
@@ -320,13 +321,14 @@ register_pretrained(
             url=f"{_JUNYANZ_PIX2PIX}{name}.pth",
             source=_JUNYANZ_SOURCE,
             description=f"junyanz' official pix2pix {what} generator (no discriminator released)",
+            data_direction=data_direction,
         )
-        for name, dataset, what in [
-            ("facades_label2photo", "facades", "facade labels -> photo"),
-            ("sat2map", "maps", "aerial photo -> map"),
-            ("map2sat", "maps", "map -> aerial photo"),
-            ("edges2shoes", "edges2shoes", "edges -> shoe photo"),
-            ("day2night", "day2night", "day -> night"),
+        for name, dataset, what, data_direction in [
+            ("facades_label2photo", "facades", "facade labels -> photo", "b2a"),
+            ("sat2map", "maps", "aerial photo -> map", "a2b"),
+            ("map2sat", "maps", "map -> aerial photo", "b2a"),
+            ("edges2shoes", "edges2shoes", "edges -> shoe photo", "a2b"),
+            ("day2night", "night2day", "day -> night", "b2a"),
         ]
     )
 )
