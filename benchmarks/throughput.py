@@ -10,23 +10,25 @@ train copies of it (the same initial weights) on the same batches:
 - **ganzoo**: ``lightning.Trainer.fit`` on the module itself (manual optimisation, its own ``training_step``, its
   counters, EMA and logging calls; no logger, progress bar or checkpointing).
 
-The data is synthetic (``ganzoo.data.Synthetic`` discs), at the recipe's batch size, image size, channels and
-classes, converted to float and put on the device before the clock starts, so data loading is not what is
-measured. Each measurement trains ``--warmup`` untimed batches and then ``--batches`` timed ones (from the end of
-the last warm-up batch to the end of the last batch, synchronising CUDA before reading the clock), and the loops
-alternate ``--repeats`` times (plain first, then ganzoo first, ...), so that drift in the machine's load hits both.
-The default ``--batches`` is a multiple of the recipe's schedule (WGAN-GP's ``n_critic``, StyleGAN2's lazy
-regularisation intervals), so the timed batches hold their share of generator steps and penalties. Each run checks
-afterwards that its losses are finite and that G, D and the EMA changed.
+The data is synthetic (``ganzoo.data.Synthetic`` discs, or for a translator pairs of discs and their negatives), at
+the recipe's batch size, image size (a translator's crop), channels and classes, converted to float and put on the
+device before the clock starts, so data loading is not what is measured. Each measurement trains ``--warmup`` untimed
+batches and then ``--batches`` timed ones (from the end of the last warm-up batch to the end of the last batch,
+synchronising CUDA before reading the clock), and the loops alternate ``--repeats`` times (plain first, then ganzoo
+first, ...), so that drift in the machine's load hits both. The default ``--batches`` is a multiple of the recipe's
+schedule (WGAN-GP's ``n_critic``, StyleGAN2's lazy regularisation intervals), so the timed batches hold their share
+of generator steps and penalties. Each run checks afterwards that its losses are finite and that G, D and the EMA
+changed.
 
 Output: one line per measurement while it runs, then a Markdown table: the median images per second (real images
 through the discriminator) of each loop and their ratio ``ganzoo/plain``; 1.00 means no overhead, the project holds
-it at 0.95 or more. ``sampling img/s`` is ``gan.sample`` in batches of 256. Under CUDA, ganzoo's speed options
-(bf16-mixed, channels_last, torch.compile) get rows of their own, against the same fp32 plain loop, with the peak
-memory of ganzoo's runs; an option a recipe cannot run (torch.compile cannot take the double backward of R1 or the
-gradient penalty) says why in its row. The figures are only as quiet as the machine: run it alone, with
-``--threads`` (default: the cores this process may use) fixed, and compare ratios rather than images per second
-across machines.
+it at 0.95 or more. ``sample/translate img/s`` is ``gan.sample`` in batches of 256, or for a translator
+``gan.translate`` of 256x256 images in batches of 16 (each direction in turn for a two-way model). Under CUDA,
+ganzoo's speed options (bf16-mixed, channels_last, torch.compile) get rows of their own, against the same fp32 plain
+loop, with the peak memory of ganzoo's runs; an option a recipe cannot run (torch.compile cannot take the double
+backward of R1 or the gradient penalty) says why in its row. The figures are only as quiet as the machine: run it
+alone, with ``--threads`` (default: the cores this process may use) fixed, and compare ratios rather than images per
+second across machines.
 
     python benchmarks/throughput.py [--recipes dcgan-mnist,wgan-gp-cifar10] [--batches N] [--warmup 5]
         [--repeats 3] [--device cpu|cuda] [--threads T] [--sample 1024] [--output benchmarks/throughput.md]
@@ -57,6 +59,7 @@ from ganzoo import registry
 from ganzoo.callbacks import TrainingOptions
 from ganzoo.data import Synthetic, to_unit_range
 from ganzoo.gan import GAN, _cpu_name
+from ganzoo.models.pix2pix import linear_decay
 from ganzoo.models.stylegan2 import diff_augment
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -80,7 +83,7 @@ def load_recipe(name: str) -> Recipe:
     cls_name = model["class_path"].split(".")[-1]
     variant = next(v for v, info in registry.variants().items() if info.cls.__name__ == cls_name)
     hparams = dict(model.get("init_args") or {})
-    return Recipe(name, variant, hparams, int(data["batch_size"]), int(data["image_size"]))
+    return Recipe(name, variant, hparams, int(data["batch_size"]), int(data.get("image_size") or data["crop_size"]))
 
 
 def schedule_period(gan: GAN) -> int:
@@ -94,12 +97,13 @@ def schedule_period(gan: GAN) -> int:
 
 
 def make_batches(gan: GAN, recipe: Recipe, count: int, device: str) -> list[Batch]:
-    """``count`` batches of synthetic images in [-1, 1] of the recipe's shape, with labels, on ``device``."""
-    hp = gan.hparams
-    data = Synthetic(
-        num_images=count * recipe.batch_size, num_classes=gan.num_classes or 4, image_channels=hp.image_channels,
-        image_size=recipe.image_size, batch_size=recipe.batch_size,
-    ).build_dataset("train")  # fmt: skip
+    """``count`` batches of synthetic images in [-1, 1] of the recipe's shape, with labels (a translator: pairs
+    ``(A, B)``), on ``device``."""
+    data = Synthetic.matching(gan, num_images=count * recipe.batch_size, batch_size=recipe.batch_size)
+    data = data.build_dataset("train")
+    if gan.task == "translation":
+        a, b = to_unit_range(data.a).to(device), to_unit_range(data.b).to(device)
+        return list(zip(a.split(recipe.batch_size), b.split(recipe.batch_size), strict=True))
     images, labels = to_unit_range(data.images).to(device), data.labels.to(device)
     return list(zip(images.split(recipe.batch_size), labels.split(recipe.batch_size), strict=True))
 
@@ -116,11 +120,13 @@ def _update(opt: torch.optim.Optimizer, loss: Tensor) -> None:
 
 
 def _ema(gan: GAN) -> Callable[[int], None]:
-    """The generator EMA with a half-life of ``ema_kimg`` thousand images: ``beta = 0.5 ** (n / (1000 ema_kimg))``."""
-    if gan.generator_ema is None:
+    """The generator EMA (of each generator that has one) with a half-life of ``ema_kimg`` thousand images:
+    ``beta = 0.5 ** (n / (1000 ema_kimg))``."""
+    if not gan.ema_networks:
         return lambda n: None
-    params = list(zip(gan.generator_ema.parameters(), gan.generator.parameters(), strict=True))
-    buffers = list(zip(gan.generator_ema.buffers(), gan.generator.buffers(), strict=True))
+    nets = [(getattr(gan, f"{name}_ema"), getattr(gan, name)) for name in gan.ema_networks]
+    params = [pair for ema, net in nets for pair in zip(ema.parameters(), net.parameters(), strict=True)]
+    buffers = [pair for ema, net in nets for pair in zip(ema.buffers(), net.buffers(), strict=True)]
     kimg = float(gan.hparams.ema_kimg)
 
     @torch.no_grad()
@@ -287,20 +293,114 @@ def plain_stylegan2(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer],
     return [opt_g, opt_d], step
 
 
+def _decay(gan: GAN, optimizers: list[torch.optim.Optimizer]) -> Callable[[int], None]:
+    """The translators' schedule by hand: after each batch, ``lr = lr0 * linear_decay(images seen)``."""
+    hp, seen = gan.hparams, [0]
+
+    def step(n: int) -> None:
+        seen[0] += n
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = hp.lr * linear_decay(seen[0], hp.lr_constant_kimg, hp.lr_decay_kimg)
+
+    return step
+
+
+def plain_pix2pix(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """Pix2Pix: ``fake = G(a)``; one D step on the (input, output) pairs, ``(softplus(-D(a, b)) + softplus(D(a,
+    fake))) / 2``; one G step, ``softplus(-D(a, fake)) + lambda_l1 |fake - b|``; the learning-rate schedule."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+    opt_g = torch.optim.Adam(G.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    decay = _decay(gan, [opt_g, opt_d])
+
+    def step(i: int, a: Tensor, b: Tensor) -> dict[str, Tensor]:
+        fake = G(a)
+        D.requires_grad_(True)
+        d_loss = 0.5 * (F.softplus(-D(torch.cat([a, b], 1))).mean()
+                        + F.softplus(D(torch.cat([a, fake.detach()], 1))).mean())  # fmt: skip
+        _update(opt_d, d_loss)
+        D.requires_grad_(False)
+        g_adv = F.softplus(-D(torch.cat([a, fake], 1))).mean()
+        l1 = (fake - b).abs().mean()
+        _update(opt_g, g_adv + hp.lambda_l1 * l1)
+        ema(len(a))
+        decay(len(a))
+        return {"loss/d": d_loss.detach(), "loss/g": g_adv.detach(), "loss/l1": l1.detach()}
+
+    return [opt_g, opt_d], step
+
+
+def plain_cyclegan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """CycleGAN: one step of both generators (least-squares GAN losses, ``lambda_cycle`` times both cycle L1s,
+    the identity L1s), then one of both discriminators on real images and on generated ones passed through a
+    history of ``pool_size`` per direction (each image swapped with probability 1/2 for a stored one once it is
+    full); EMA; the learning-rate schedule."""
+    hp, ema = gan.hparams, _ema(gan)
+    G, Fb, D_a, D_b = gan.generator_ab, gan.generator_ba, gan.discriminator_a, gan.discriminator_b
+    opt_g = torch.optim.Adam([*G.parameters(), *Fb.parameters()], lr=hp.lr, betas=tuple(hp.betas))
+    opt_d = torch.optim.Adam([*D_a.parameters(), *D_b.parameters()], lr=hp.lr, betas=tuple(hp.betas))
+    decay = _decay(gan, [opt_g, opt_d])
+    pools: list[list[Tensor]] = [[], []]
+
+    def query(pool: list[Tensor], images: Tensor) -> Tensor:
+        if hp.pool_size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(pool) < hp.pool_size:
+                pool.append(image)
+                out.append(image)
+            elif torch.rand(()) < 0.5:
+                j = int(torch.randint(len(pool), ()))
+                out.append(pool[j])
+                pool[j] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def step(i: int, a: Tensor, b: Tensor) -> dict[str, Tensor]:
+        D_a.requires_grad_(False)
+        D_b.requires_grad_(False)
+        fake_b, fake_a = G(a), Fb(b)
+        adv = (D_b(fake_b) - 1).square().mean() + (D_a(fake_a) - 1).square().mean()
+        cycle = (Fb(fake_b) - a).abs().mean() + (G(fake_a) - b).abs().mean()
+        loss = adv + hp.lambda_cycle * cycle
+        if hp.lambda_identity:
+            loss = loss + hp.lambda_identity * hp.lambda_cycle * ((G(b) - b).abs().mean() + (Fb(a) - a).abs().mean())
+        _update(opt_g, loss)
+        D_a.requires_grad_(True)
+        D_b.requires_grad_(True)
+        fake_b, fake_a = query(pools[1], fake_b), query(pools[0], fake_a)
+        d_loss = 0.5 * ((D_b(b) - 1).square().mean() + D_b(fake_b).square().mean())
+        d_loss = d_loss + 0.5 * ((D_a(a) - 1).square().mean() + D_a(fake_a).square().mean())
+        _update(opt_d, d_loss)
+        ema(len(a))
+        decay(len(a))
+        return {"loss/g": adv.detach(), "loss/d": d_loss.detach(), "loss/cycle": cycle.detach()}
+
+    return [opt_g, opt_d], step
+
+
 PLAIN: dict[str, Callable[[GAN, str], tuple[list[torch.optim.Optimizer], Step]]] = {
     "dcgan": plain_dcgan,
     "cgan": plain_cgan,
     "wgan": plain_wgan,
     "stylegan2": plain_stylegan2,
+    "pix2pix": plain_pix2pix,
+    "cyclegan": plain_cyclegan,
 }
 
 
 def check_optimizers(gan: GAN, plain: list[torch.optim.Optimizer]) -> None:
     """The plain loop's optimizers have ganzoo's classes, parameters and settings."""
     ours = gan.configure_optimizers()
+    if isinstance(ours, tuple) and len(ours) == 2 and isinstance(ours[1], list):  # (optimizers, schedulers)
+        ours = ours[0]
     ours = ours if isinstance(ours, list | tuple) else [ours]
     for a, b in zip(plain, ours, strict=True):
-        groups = [[{k: v for k, v in g.items() if k != "params"} for g in o.param_groups] for o in (a, b)]
+        groups = [[{k: v for k, v in g.items() if k not in ("params", "initial_lr")} for g in o.param_groups]
+                  for o in (a, b)]  # fmt: skip
         params = [[id(p) for g in o.param_groups for p in g["params"]] for o in (a, b)]
         if type(a) is not type(b) or groups[0] != groups[1] or params[0] != params[1]:
             raise SystemExit(
@@ -323,20 +423,22 @@ def _unchanged(net: torch.nn.Module, ref: torch.nn.Module) -> bool:
 
 
 def _check_trained(label: str, gan: GAN, base: GAN, batches: int, losses: dict[str, Tensor] | None = None) -> None:
-    """Losses finite, and the discriminator, the generator and its EMA all changed: the loop really trained."""
+    """Losses finite, and every discriminator, generator and EMA changed: the loop really trained."""
     bad = [k for k, v in (losses or {}).items() if not torch.isfinite(v).all()]
-    nets = ["discriminator"]
+    nets = [n for n in gan.ddp_networks if n.startswith("discriminator")]
     if batches >= gan.hparams.get("n_critic", 1):  # WGAN's first generator step comes after n_critic batches
-        nets += ["generator"] + (["generator_ema"] if gan.generator_ema is not None else [])
+        nets += [n for n in gan.ddp_networks if not n.startswith("discriminator")]
+        nets += [f"{n}_ema" for n in gan.ema_networks]
     same = [name for name in nets if _unchanged(getattr(gan, name), getattr(base, name))]
     if bad or same:
         raise SystemExit(f"{label}: non-finite {bad} or unchanged {same}: the loop did not train")
 
 
-def plain_seconds(base: GAN, batches: list[Batch], warmup: int, device: str) -> float:
+def plain_run(base: GAN, batches: list[Batch], warmup: int, device: str) -> tuple[float, GAN]:
+    """The plain loop on a copy of ``base``: seconds of the batches after ``warmup``, and the trained copy."""
     gan = copy.deepcopy(base).to(device)
-    gan.generator.train()
-    gan.discriminator.train()
+    for name in gan.ddp_networks:
+        getattr(gan, name).train()
     optimizers, step = PLAIN[gan.variant](gan, device)
     check_optimizers(gan, optimizers)
     images_seen = 0  # the loop's clock, as ganzoo keeps one (the schedules count batches by i)
@@ -351,7 +453,7 @@ def plain_seconds(base: GAN, batches: list[Batch], warmup: int, device: str) -> 
     seconds = time.perf_counter() - start
     assert images_seen == sum(len(real) for real, _ in batches)
     _check_trained(f"{gan.variant} plain loop", gan, base, len(batches), losses)
-    return seconds
+    return seconds, gan
 
 
 class Loader:
@@ -381,9 +483,10 @@ class Timer(L.Callback):
             self.start = self.end
 
 
-def ganzoo_seconds(
+def ganzoo_run(
     base: GAN, batches: list[Batch], warmup: int, device: str, precision: str = "32-true", options: dict | None = None
-) -> float:
+) -> tuple[float, GAN]:
+    """``Trainer.fit`` on a copy of ``base``: seconds of the batches after ``warmup``, and the trained copy."""
     gan, timer = copy.deepcopy(base), Timer(warmup, device)
     if options and options.get("compile"):
         torch._dynamo.reset()  # each copy would otherwise count towards dynamo's recompile limit
@@ -397,15 +500,23 @@ def ganzoo_seconds(
     if gan.batches_seen != len(batches):
         raise SystemExit(f"{gan.variant} ganzoo: trained {gan.batches_seen} batches of {len(batches)}")
     _check_trained(f"{gan.variant} ganzoo", gan, base, len(batches))
-    return timer.end - timer.start
+    return timer.end - timer.start, gan
 
 
 def sampling_ips(base: GAN, device: str, n: int) -> float:
+    """Images per second of ``gan.sample`` (batches of 256), or of ``gan.translate`` at 256x256 (batches of 16)."""
     gan = copy.deepcopy(base).to(device).eval()
-    gan.sample(min(n, 64), seed=0)
+    if gan.task == "translation":
+        n = max(n // 16, 1)  # a 256x256 translation costs far more than a small sample
+        images = {d: torch.rand(n, gan.channels(d), 256, 256, device=device) * 2 - 1 for d in gan.directions}
+        run = lambda: [gan.translate(x, d, batch_size=16) for d, x in images.items()]  # noqa: E731
+        n *= len(images)
+    else:
+        run = lambda: gan.sample(n, seed=0, batch_size=256)  # noqa: E731
+    run()  # warm-up
     _sync(device)
     start = time.perf_counter()
-    gan.sample(n, seed=0, batch_size=256)
+    run()
     _sync(device)
     return n / (time.perf_counter() - start)
 
@@ -425,7 +536,7 @@ def measure_recipe(recipe: Recipe, modes: list[tuple[str, str, dict]], args: arg
         torch.manual_seed(len(results))  # run r of either loop draws the same random numbers
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        results.append(batches_timed * recipe.batch_size / run(base, batches, args.warmup, device, *run_args))
+        results.append(batches_timed * recipe.batch_size / run(base, batches, args.warmup, device, *run_args)[0])
         print(f"{recipe.name:20s} {label:40s} {results[-1]:10.1f} img/s", flush=True)
 
     rows, plain = [], []
@@ -437,9 +548,9 @@ def measure_recipe(recipe: Recipe, modes: list[tuple[str, str, dict]], args: arg
                 # Alternate which loop goes first; the speed options are set against the fp32 plain runs.
                 for which in ("plain", "ganzoo") if r % 2 == 0 else ("ganzoo", "plain"):
                     if which == "plain" and label == "fp32":
-                        measure("plain fp32", plain, plain_seconds)
+                        measure("plain fp32", plain, plain_run)
                     elif which == "ganzoo":
-                        measure(f"ganzoo {label}", ours, ganzoo_seconds, precision, options)
+                        measure(f"ganzoo {label}", ours, ganzoo_run, precision, options)
                         if device == "cuda":
                             peak = max(peak, torch.cuda.max_memory_allocated() / 2**20)
         except Exception as e:  # a speed option this recipe cannot run: say why in its row
@@ -505,7 +616,7 @@ def main() -> None:
         rows += measure_recipe(load_recipe(name), modes, args)
 
     columns = ["recipe", "mode", "batch", "timed batches", "plain img/s", "ganzoo img/s", "ganzoo/plain"]
-    columns += ["sampling img/s"] + (["ganzoo peak memory MB"] if device == "cuda" else [])
+    columns += ["sample/translate img/s"] + (["ganzoo peak memory MB"] if device == "cuda" else [])
     lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
     lines += [f"| {' | '.join(row[: len(columns)])} |" for row in rows]
     table = "\n".join(lines)
