@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ganzoo
 from ganzoo import cards, hub, metrics, registry
-from ganzoo.data import DataNotFoundError, Paired, data_root
+from ganzoo.data import DataNotFoundError, Paired
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
@@ -160,8 +160,7 @@ def measure_translator(entry: registry.Pretrained, options: dict) -> list[dict]:
     gan = hub.load(entry.name)
     out = []
     for direction in gan.directions:
-        flip = (direction == "b2a") != (entry.data_direction == "b2a")
-        data = Paired(root=str(data_root() / entry.dataset), direction="b2a" if flip else "a2b")
+        data = metrics.reference_pairs(entry, direction)
         result = metrics.evaluate_translation(entry.name, data, direction=direction, **translation_options(options))
         out.append({**row(entry.name, "model", entry.dataset, result), "_data": data})
         if len(gan.directions) == 2:

@@ -795,14 +795,7 @@ def evaluate_translation(
         translate = model
     else:
         raise TypeError("model must be a name, a folder, a GAN, or a function of the inputs with a name=")
-    if data is None:
-        from ganzoo.data import DataNotFoundError, Paired, data_root
-
-        if entry is None or not (data_root() / entry.dataset).is_dir():
-            where = f"{data_root() / entry.dataset} does not exist" if entry else "this model has no registry entry"
-            raise DataNotFoundError(f"no reference pairs ({where}): pass data= (a ganzoo.data.Paired module)")
-        flip = (direction == "b2a") != (entry.data_direction == "b2a")
-        data = Paired(root=str(data_root() / entry.dataset), direction="b2a" if flip else "a2b")
+    data = data if data is not None else reference_pairs(entry, direction)
     pairs = data.dataset("test")
     n = min(num or len(pairs), len(pairs))
     per_image: dict[str, list[float]] = {}
@@ -849,6 +842,18 @@ def evaluate_translation(
         wall_seconds=round(time.perf_counter() - start, 1),
     )  # fmt: skip
     return {"metrics": results, "protocol": protocol}
+
+
+def reference_pairs(entry: Any, direction: str = "a2b") -> Any:
+    """The :class:`~ganzoo.data.Paired` module whose test split measures ``direction`` of a translation entry: its
+    data set (``$GANZOO_DATA/<dataset>``) read the way round that direction runs (see ``data_direction``)."""
+    from ganzoo.data import DataNotFoundError, Paired, data_root
+
+    if entry is None or not (data_root() / entry.dataset).is_dir():
+        where = f"{data_root() / entry.dataset} does not exist" if entry else "this model has no registry entry"
+        raise DataNotFoundError(f"no reference pairs ({where}): pass data= (a ganzoo.data.Paired module)")
+    flip = (direction == "b2a") != (entry.data_direction == "b2a")
+    return Paired(root=str(data_root() / entry.dataset), direction="b2a" if flip else "a2b")
 
 
 def _checkpoint_sha256(entry: Any) -> str | None:

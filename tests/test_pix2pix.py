@@ -172,3 +172,25 @@ def test_evaluate_translates_the_reference_inputs_and_compares_each_with_its_tar
                                            metrics=["l1"])  # fmt: skip
     assert swapped["metrics"]["l1"]["mean"] != result["metrics"]["l1"]["mean"]
     assert "L1: " in metrics.format_result(result)
+    # Any function of the inputs is measured the same way (the leaderboard's baselines), against the target or the
+    # input: the input itself is 0 away from itself.
+    same = metrics.evaluate_translation(lambda x: x, data, name="input itself", against="input", metrics=["l1"])
+    assert same["metrics"]["l1"]["mean"] == 0 and same["protocol"]["generated"]["model"] == "input itself"
+    to_target = metrics.evaluate_translation(lambda x: x, data, name="input itself", metrics=["l1"])
+    assert to_target["metrics"]["l1"]["mean"] > 0.1
+    assert metrics.comparison_key(same["protocol"]) == metrics.comparison_key(to_target["protocol"])  # same pairs
+    assert metrics.comparison_key(swapped["protocol"]) != metrics.comparison_key(to_target["protocol"])
+
+
+def test_reference_pairs_run_each_entry_the_way_it_was_trained(data_root):
+    """pix2pix-map2sat maps the data's B (maps) to A (photos): its reference inputs are the maps, and the card says
+    which way each direction runs."""
+    from ganzoo import cards, metrics, registry
+
+    sat2map, map2sat = (registry.get_pretrained(f"pix2pix-{n}") for n in ("sat2map", "map2sat"))
+    photo, street_map = metrics.reference_pairs(sat2map).dataset("test")[0]
+    inputs, targets = metrics.reference_pairs(map2sat).dataset("test")[0]
+    assert torch.equal(inputs, street_map) and torch.equal(targets, photo) and not torch.equal(photo, street_map)
+    gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
+    assert "`a2b`: maps's B to A" in cards.model_card(gan, map2sat.name, map2sat)
+    assert "`a2b`: maps's A to B" in cards.model_card(gan, sat2map.name, sat2map)
