@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="the image file to write, or the folder (created; file names are kept)")
     p.add_argument("--direction", default="a2b", help="a2b (default) or b2a for a two-way model")
     p.add_argument("--no-pad", action="store_true", help="refuse sizes the generator cannot take instead of padding")
+    p.add_argument("--tile", type=int, help="run large images in tiles of this side, bounding memory (default: whole)")
+    p.add_argument("--tile-overlap", type=int, default=32, help="context around each tile in pixels (default 32)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_translate)
 
@@ -334,7 +336,8 @@ def cmd_translate(args: argparse.Namespace) -> None:
     gan.direction_network(args.direction)  # an unknown or missing direction fails before any work
     for f, out in zip(_progress(files, len(files) > 1, desc="translating", unit="image"), outputs, strict=True):
         image = to_unit_range(read_image(f, gan.channels(args.direction)))  # a truncated file: one line naming it
-        translated = gan.translate(image[None], args.direction, pad=not args.no_pad)
+        translated = gan.translate(image[None], args.direction, pad=not args.no_pad, tile=args.tile,
+                                   tile_overlap=args.tile_overlap)  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.partial")
         to_pil(translated)[0].save(tmp, format=image_format(out))

@@ -722,6 +722,8 @@ class ImageToImageGAN(GAN):
         *,
         batch_size: int = 16,
         pad: bool = True,
+        tile: int | None = None,
+        tile_overlap: int = 32,
         train_mode: bool = False,
         progress: bool = False,
     ) -> Tensor | Image.Image | list[Image.Image]:
@@ -730,16 +732,18 @@ class ImageToImageGAN(GAN):
 
         Sides that the generator cannot take (a U-Net of ``d`` downsamplings needs multiples of ``2 ** d``) are
         reflect-padded and the output cropped back; with ``pad=False`` they are an error naming the nearest valid
-        sizes. The network runs in eval mode (batch norm on its running statistics, no dropout: deterministic);
-        ``train_mode=True`` runs it as junyanz' ``test.py`` does without ``--eval`` (batch statistics, dropout on).
+        sizes. ``tile`` bounds the memory of large images: see :meth:`run`. The network runs in eval mode (batch
+        norm on its running statistics, no dropout: deterministic); ``train_mode=True`` runs it as junyanz'
+        ``test.py`` does without ``--eval`` (batch statistics, dropout on).
         """
+        options = dict(pad=pad, tile=tile, tile_overlap=tile_overlap, train_mode=train_mode)
         if isinstance(images, Image.Image):
-            return self.translate([images], direction, pad=pad, train_mode=train_mode)[0]
+            return self.translate([images], direction, **options)[0]
         if not isinstance(images, Tensor):  # PIL images, one at a time (their sizes may differ)
             outs = []
             for im in _progress(list(images), progress, desc="translating", unit="image"):
                 x = _from_pil(im, self.channels(direction))
-                outs.append(to_pil(self.translate(x, direction, pad=pad, train_mode=train_mode))[0])
+                outs.append(to_pil(self.translate(x, direction, **options))[0])
             return outs
         if images.ndim != 4:
             raise ValueError(f"expected images [N, C, H, W], got shape {list(images.shape)}")
@@ -753,14 +757,45 @@ class ImageToImageGAN(GAN):
         net.train(train_mode)
         try:
             batches = _progress(x.split(batch_size), progress, desc="translating", unit="batch")
-            y = torch.cat([self.run(net, xb.to(self.device), pad=pad).cpu() for xb in batches])
+            y = torch.cat([self.run(net, xb, pad=pad, tile=tile, tile_overlap=tile_overlap) for xb in batches])
         finally:
             net.train(was_training)
         return to_uint8(y) if uint8 else y
 
-    def run(self, net: nn.Module, x: Tensor, *, pad: bool = True) -> Tensor:
-        """``net(x)`` for inputs of any size: reflect-padded to :attr:`size_multiple` and cropped back, clamped to
-        [-1, 1]."""
+    def run(
+        self, net: nn.Module, x: Tensor, *, pad: bool = True, tile: int | None = None, tile_overlap: int = 32
+    ) -> Tensor:
+        """``net(x)`` for inputs of any size, on the CPU, clamped to [-1, 1]: reflect-padded to
+        :attr:`size_multiple` and cropped back.
+
+        With ``tile`` the image is cut into ``tile x tile`` squares, each run with ``tile_overlap`` pixels of its
+        surroundings on every side and cropped back to its square (both rounded up to :attr:`size_multiple`, so
+        that every tile sits on the generator's downsampling grid): the memory of one tile, whatever the image.
+        For a network whose receptive field reaches no further than ``tile_overlap`` (the ResNet generators and
+        SR networks, in eval mode) the result equals the untiled one and has no seams; a U-Net sees the whole
+        image at its bottleneck, so tiling it changes the output (use a large tile, or none).
+        """
+        if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
+            return self._run_whole(net, x.to(self.device), pad=pad).cpu()
+        m, s = self.size_multiple, self.output_scale
+        tile, margin = -(-tile // m) * m, -(-tile_overlap // m) * m
+        if tile <= 0 or margin < 0:
+            raise ValueError(f"tile must be positive and tile_overlap non-negative, got {tile} and {tile_overlap}")
+        (n, _, h, w), out = x.shape, None
+        for top in range(0, h, tile):
+            for left in range(0, w, tile):
+                t, l = max(top - margin, 0), max(left - margin, 0)  # noqa: E741
+                b, r = min(top + tile + margin, h), min(left + tile + margin, w)
+                y = self._run_whole(net, x[..., t:b, l:r].to(self.device), pad=pad).cpu()
+                if out is None:
+                    out = y.new_empty(n, y.shape[1], h * s, w * s)
+                core_b, core_r = min(top + tile, h), min(left + tile, w)
+                out[..., top * s : core_b * s, left * s : core_r * s] = y[
+                    ..., (top - t) * s : (core_b - t) * s, (left - l) * s : (core_r - l) * s
+                ]
+        return out
+
+    def _run_whole(self, net: nn.Module, x: Tensor, *, pad: bool = True) -> Tensor:
         m, (h, w) = self.size_multiple, x.shape[-2:]
         ph, pw = -h % m, -w % m
         if (ph or pw) and not pad:
