@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from ganzoo.gan import GAN, save_grid, to_uint8
+from ganzoo.gan import GAN, save_grid
 
 
 def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
@@ -131,15 +131,18 @@ class SampleGrid(Callback):
 class SampleQuality(Callback):
     """FID and KID of the sampling generator every ``every_n_kimg`` thousand images: ``metric/fid``, ``metric/kid``.
 
-    ``num_samples`` generated images (a fixed seed, so successive values differ by the model only) against as
-    many training images (drawn once with the same seed; their features are cached on disk). The budget is
+    What is compared is the model's :meth:`~ganzoo.gan.GAN.quality_sets`: for a generator of noise ``num_samples``
+    generated images (a fixed seed, so successive values differ by the model only) against as many training images
+    (drawn once with the same seed; their features are cached on disk); for a translator the translations of the
+    first ``num_samples`` validation inputs against their targets. The budget is
     small, so FID is biased upwards compared with FID-50k: the values track one run's progress and pick its
     checkpoints; the leaderboard measures the result. Under DDP every process generates its share, the features
     are gathered, and every process computes the same numbers.
 
     Args:
         every_n_kimg: how often, in thousands of images seen.
-        num_samples: generated and real images per measurement (a multiple of the number of processes).
+        num_samples: generated and real images per measurement (a multiple of the number of processes; a
+            translator's are at most its validation pairs).
         feature_net: ``"inception"`` (the FID network) or any :class:`~ganzoo.metrics.FeatureNetwork`.
         seed: of the latents and of the real subset.
         batch_size: evaluation batch size.
@@ -170,19 +173,16 @@ class SampleQuality(Callback):
         from ganzoo import metrics
 
         world, rank = trainer.world_size, trainer.global_rank
-        if self.num_samples % world:
-            raise ValueError(f"SampleQuality: num_samples {self.num_samples} is not a multiple of {world} processes")
         device = pl_module.device
         if self._net is None:
             self._net = metrics.feature_network(self.feature_net)
-        if self._real is None:
-            images = trainer.datamodule.dataset("train").images
-            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[: self.num_samples]
-            real = metrics.ImageSet.from_tensor(images[pick], "training images")
-            self._real = metrics.cached_features(real, self._net, batch_size=self.batch_size, device=device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            z = pl_module.sample_latents(self.num_samples, self.seed)[rank::world]
-            batches = (to_uint8(x) for x in pl_module.generate_batches(z, batch_size=self.batch_size))
+            real, batches = pl_module.quality_sets(
+                trainer.datamodule, self.num_samples, self.seed, rank, world, self.batch_size
+            )
+            if self._real is None:
+                real = metrics.ImageSet.from_tensor(real, "reference images")
+                self._real = metrics.cached_features(real, self._net, batch_size=self.batch_size, device=device)
             fake, _ = metrics.extract(self._net, batches, device=device)
         if world > 1:
             fake = pl_module.all_gather(fake.to(device)).reshape(-1, fake.shape[1]).cpu()

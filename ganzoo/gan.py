@@ -102,6 +102,14 @@ class GAN(L.LightningModule):
         :class:`~ganzoo.callbacks.SampleGrid`. A generator of noise shows ``n`` samples."""
         raise NotImplementedError
 
+    def quality_sets(
+        self, datamodule: Any, n: int, seed: int = 0, rank: int = 0, world: int = 1, batch_size: int = 50
+    ) -> tuple[Tensor, Iterator[Tensor]]:
+        """What :class:`~ganzoo.callbacks.SampleQuality` compares: up to ``n`` real uint8 images ``[M, C, H, W]``
+        from ``datamodule`` (the same for the same ``seed``), and this process's share (``rank`` of ``world``) of as
+        many of the model's images as uint8 batches, drawn lazily (the caller forks the RNG around them)."""
+        raise NotImplementedError
+
     def check_data(self) -> None:
         """Check the training data against the model at fit start (a conditional model's classes); a no-op here."""
 
@@ -603,6 +611,17 @@ class LatentGAN(GAN):
         """``n`` samples of ``seed``; a conditional model's classes cycle along each row, one column per class."""
         return self.sample(n, seed=seed), self.num_classes or None
 
+    def quality_sets(
+        self, datamodule: Any, n: int, seed: int = 0, rank: int = 0, world: int = 1, batch_size: int = 50
+    ) -> tuple[Tensor, Iterator[Tensor]]:
+        """``n`` training images drawn with ``seed``, and ``sample(n, seed)``'s images ``rank::world``."""
+        if n % world:
+            raise ValueError(f"{n} images do not split evenly over {world} processes: use a multiple of {world}")
+        images = datamodule.dataset("train").images
+        real = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+        z = self.sample_latents(n, seed)[rank::world]
+        return real, (to_uint8(x) for x in self.generate_batches(z, batch_size=batch_size))
+
     @property
     def sampling_generator(self) -> nn.Module:
         """The EMA generator when there is one, else the trained generator."""
@@ -827,6 +846,23 @@ class ImageToImageGAN(GAN):
         if x.shape[-2:] != y.shape[-2:]:  # super-resolution: the input enlarged (nearest) to the output's size
             x = nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest")
         return torch.stack([x, y], 1).flatten(0, 1), 4
+
+    def quality_sets(
+        self, datamodule: Any, n: int, seed: int = 0, rank: int = 0, world: int = 1, batch_size: int = 50
+    ) -> tuple[Tensor, Iterator[Tensor]]:
+        """The targets of the first ``n`` validation pairs (training pairs where the data has no validation split;
+        ``n`` rounded down to a multiple of ``world``), and the ``a2b`` translations of their inputs ``rank::world``.
+        ``seed`` is unused: the pairs are the data's first, the translation deterministic."""
+        try:
+            pairs = datamodule.dataset("val")
+        except FileNotFoundError:  # DataNotFoundError: no validation split
+            pairs = datamodule.dataset("train")
+        n = min(n, len(pairs)) // world * world
+        if n < 2:
+            raise ValueError(f"{len(pairs)} pairs for {world} processes: too few to measure")
+        inputs, targets = (torch.stack(t) for t in zip(*(pairs[i] for i in range(n)), strict=True))
+        batches = inputs[rank::world].split(batch_size)
+        return to_uint8(targets), (to_uint8(self.translate(x, batch_size=batch_size)) for x in batches)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)

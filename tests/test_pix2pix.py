@@ -194,3 +194,32 @@ def test_reference_pairs_run_each_entry_the_way_it_was_trained(data_root):
     gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
     assert "`a2b`: maps's B to A" in cards.model_card(gan, map2sat.name, map2sat)
     assert "`a2b`: maps's A to B" in cards.model_card(gan, sat2map.name, sat2map)
+
+
+def test_sample_quality_measures_a_translator_on_its_validation_pairs(tmp_path):
+    """SampleQuality on a translator: FID/KID of the a2b translations of the first validation inputs against their
+    targets (not of samples, which a translator has none of), the same on every call, training unchanged."""
+    from ganzoo import metrics
+    from ganzoo.callbacks import SampleQuality, StopAt
+    from ganzoo.data import Paired
+    from tests.test_data import ab_folder
+    from tests.test_metrics import TinyFeatures
+    from tests.test_training import trainer
+
+    root = ab_folder(tmp_path / "data", n=12)
+    (root / "val").mkdir()
+    for f in sorted((root / "train").iterdir())[:6]:  # a validation split of 6 pairs
+        f.rename(root / "val" / f.name)
+    torch.manual_seed(0)
+    gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
+    data = Paired(root=str(root), load_size=32, crop_size=32, batch_size=2)
+    quality = SampleQuality(every_n_kimg=0.004, num_samples=1000, feature_net=TinyFeatures())
+    tr = trainer(tmp_path / "run", [StopAt(batches=2), quality])
+    tr.fit(gan, data)
+    measured = quality.measure(tr, gan)
+    x, y = (torch.stack(t) for t in zip(*(data.dataset("val")[i] for i in range(6)), strict=True))
+    net = TinyFeatures()
+    real, _ = metrics.extract(net, [metrics.to_uint8(y)])
+    fake, _ = metrics.extract(net, [metrics.to_uint8(gan.translate(x))])
+    assert measured["fid"] == pytest.approx(metrics.frechet_distance(real, fake), rel=1e-6)
+    assert float(tr.callback_metrics["metric/fid"]) > 0
