@@ -157,11 +157,22 @@ trainer:
     assert done.batches_seen == last.batches_seen + 20
 
 
-def test_bf16_mixed_steps_on_cpu(tmp_path):
-    gan = make()
-    trainer(tmp_path, [StopAt(batches=3)], precision="bf16-mixed").fit(gan, data())
+def data_for(gan) -> Synthetic:
+    """The synthetic data a model trains on: ``data()`` for the small latent models, pairs for a translator."""
+    return Synthetic.matching(gan, num_images=32, batch_size=8) if gan.task == "translation" else data()
+
+
+@pytest.mark.parametrize("variant", ["dcgan", "pix2pix", "cyclegan"])
+def test_bf16_mixed_steps_on_cpu(variant, tmp_path):
+    from ganzoo import registry
+
+    L.seed_everything(0, verbose=False)
+    gan = make() if variant == "dcgan" else registry.create(variant, **registry.get_variant(variant).tiny)
+    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    trainer(tmp_path, [StopAt(batches=3)], precision="bf16-mixed").fit(gan, data_for(gan))
     assert gan.batches_seen == 3
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in gan.parameters())
+    assert all(not torch.equal(before[k], v) for k, v in gan.state_dict().items() if k.endswith("weight"))
 
 
 def fp16_trainer(tmp_path, callbacks) -> L.Trainer:
@@ -172,7 +183,7 @@ def fp16_trainer(tmp_path, callbacks) -> L.Trainer:
     return trainer(tmp_path, callbacks, plugins=[plugin])
 
 
-@pytest.mark.parametrize("variant", ["dcgan", "stylegan2"])
+@pytest.mark.parametrize("variant", ["dcgan", "stylegan2", "pix2pix", "cyclegan"])
 def test_fp16_mixed_steps_every_optimizer_through_its_own_scaler(variant, tmp_path, monkeypatch):
     from ganzoo import registry
 
@@ -191,7 +202,7 @@ def test_fp16_mixed_steps_every_optimizer_through_its_own_scaler(variant, tmp_pa
     gan = registry.create(variant, **hp)
     ckpt = GANCheckpoint(dirpath=tmp_path / "ckpt", every_n_batches=4, save_last=True)
     tr = fp16_trainer(tmp_path, [StopAt(batches=4), ckpt])
-    tr.fit(gan, data())
+    tr.fit(gan, data_for(gan))
     assert tr.precision_plugin.scaler is None  # Lightning's one shared scaler is off
     opt_g, opt_d = (id(o) for o in tr.optimizers)
     scalers = {o: s for s, o in steps}
