@@ -223,3 +223,35 @@ def test_sample_quality_measures_a_translator_on_its_validation_pairs(tmp_path):
     fake, _ = metrics.extract(net, [metrics.to_uint8(gan.translate(x))])
     assert measured["fid"] == pytest.approx(metrics.frechet_distance(real, fake), rel=1e-6)
     assert float(tr.callback_metrics["metric/fid"]) > 0
+
+
+def test_the_exported_samples_translate_the_training_inputs_kept_in_the_checkpoint(tmp_path):
+    """A translator keeps its first training inputs (in checkpoints too): its exported samples.png is those inputs
+    beside their translations, not made-up images."""
+    import lightning as L
+    import numpy as np
+
+    from ganzoo.callbacks import GANCheckpoint, StopAt
+    from ganzoo.data import Paired
+    from ganzoo.gan import make_grid
+    from tests.test_data import ab_folder
+    from tests.test_training import trainer
+
+    first = []
+
+    class FirstBatch(L.Callback):
+        def on_train_batch_start(self, trainer, gan, batch, batch_idx):
+            first.append(batch[0].clone()) if not first else None
+
+    root = ab_folder(tmp_path / "data", n=8)
+    torch.manual_seed(0)
+    gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
+    tr = trainer(tmp_path / "run", [StopAt(batches=2), GANCheckpoint(dirpath=tmp_path / "ckpt"), FirstBatch()])
+    tr.fit(gan, Paired(root=str(root), load_size=40, crop_size=32, batch_size=4))
+    loaded = ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert torch.equal(loaded.preview_inputs, first[0])
+    folder = ganzoo.save_pretrained(loaded, tmp_path / "export")
+    shown = np.asarray(Image.open(folder / "samples.png"))
+    pairs, nrow = loaded.preview(8)
+    assert torch.equal(pairs[0::2], first[0]) and nrow == 4
+    assert np.array_equal(shown, np.asarray(make_grid(pairs, nrow)))
