@@ -24,6 +24,8 @@ parser.add_argument("--batch", type=int, default=4)
 parser.add_argument("--batches", type=int, default=3)
 parser.add_argument("--ckpt-dir", help="keep checkpoints here (GANCheckpoint every batch, save_last)")
 parser.add_argument("--resume", action="store_true", help="resume from --ckpt-dir/last.ckpt")
+parser.add_argument("--ab-files", help="a translator trains on these AB files (Paired, or Unpaired for CycleGAN) "
+                    "with crops and flips, instead of synthetic pairs")  # fmt: skip
 args = parser.parse_args()
 
 torch.set_num_threads(1)
@@ -81,6 +83,13 @@ trainer = L.Trainer(
 )
 ckpt_path = f"{args.ckpt_dir}/last.ckpt" if args.resume else None
 data = Synthetic.matching(gan, num_images=64, batch_size=args.batch)
+if args.ab_files:
+    from ganzoo.data import Paired, Unpaired
+
+    size = hparams["image_size"]
+    data = (Unpaired if args.variant == "cyclegan" else Paired)(
+        root=args.ab_files, load_size=size + 8, crop_size=size, batch_size=args.batch
+    )
 trainer.fit(gan, data, ckpt_path=ckpt_path)
 rank = trainer.global_rank
 torch.save(

@@ -115,10 +115,15 @@ def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path):
 @pytest.mark.parametrize("variant", ["dcgan", "stylegan2", "cyclegan"])
 def test_two_rank_resume_is_exact(variant, tmp_path):
     """2 ranks: 3 batches, stop, resume to 6 == 6 straight (every rank's weights, optimizers, RNG and draws; for
-    CycleGAN every rank's own history pools, which its discriminators see from the third batch on)."""
+    CycleGAN every rank's own history pools, which its discriminators see from the third batch on, and its
+    unpaired file data: 16 AB files, 2 batches an epoch, each epoch's crops, flips and B draws its own)."""
+    from tests.test_data import ab_folder
+
     hp = REGULARISED[variant]
-    straight = run_workers(tmp_path / "straight", devices=2, batch=4, variant=variant, hparams=hp, batches=6)
-    ckpt = ("--ckpt-dir", str(tmp_path / "ckpt"))
+    files = ("--ab-files", str(ab_folder(tmp_path / "data", n=16))) if variant == "cyclegan" else ()
+    straight = run_workers(tmp_path / "straight", devices=2, batch=4, variant=variant, hparams=hp, batches=6,
+                           extra=files)  # fmt: skip
+    ckpt = ("--ckpt-dir", str(tmp_path / "ckpt"), *files)
     run_workers(tmp_path / "resumed", devices=2, batch=4, variant=variant, hparams=hp, batches=3, extra=ckpt)
     resumed = run_workers(tmp_path / "resumed", devices=2, batch=4, variant=variant, hparams=hp, batches=6,
                           extra=(*ckpt, "--resume"))  # fmt: skip
