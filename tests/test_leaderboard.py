@@ -27,13 +27,20 @@ def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
     for row in BOARD["rows"]:
         p = row["protocol"]
         assert row["key"] == metrics.comparison_key(p)
-        assert p["version"] == metrics.PROTOCOL_VERSION and p["tf32"] is False and p["statistics"] == "float64"
         assert p["feature_network"]["name"] == "inception-v3-tf" and len(p["feature_network"]["sha256"]) == 64
         assert "TF1 bilinear" in p["feature_network"]["preprocessing"]
+        assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
+        if p.get("task") == "translation":  # every reference pair, each image's numbers kept
+            pairs = p["pairs"]
+            assert pairs["num"] == p["generated"]["num"] == 200 and pairs["size"] == [256, 256]
+            assert len(pairs["inputs"]) == len(pairs["targets"]) == 64 and p["against"] in ("target", "input")
+            assert all(len(row["metrics"][k]["values"]) == 200 for k in ("l1", "psnr", "ssim"))
+            assert {"fid", "kid"} <= set(row["metrics"]) and p["kid"]["subset_size"] == 200
+            continue
+        assert p["version"] == metrics.PROTOCOL_VERSION and p["tf32"] is False and p["statistics"] == "float64"
         assert p["generated"]["num"] >= 2000 and len(p["generated"]["seeds"]) >= 3
         assert len(row["metrics"]["fid"]["values"]) == len(p["generated"]["seeds"])
         assert p["real"]["num"] >= 2000 and "test split" in p["real"]["set"] and len(p["real"]["digest"]) == 64
-        assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
     md = (REPO / "benchmarks" / "leaderboard.md").read_text()
     assert md.count("\n## ") - ("## Not measured here" in md) == len({r["key"] for r in BOARD["rows"]})
 
@@ -44,7 +51,7 @@ def test_the_real_data_rows_and_every_shipped_checkpoint_are_on_the_board():
     assert cifar["kind"] == "real" and cifar["metrics"]["kid"]["mean"] < 0.005  # train and test: one distribution
     for name in ganzoo.list():
         entry = registry.get_pretrained(name)
-        if not entry.folder:
+        if not entry.folder or registry.get_variant(entry.variant).task == "translation":
             continue
         row = rows[name]
         weights = registry.shipped_dir("checkpoints") / entry.folder / hub.WEIGHTS_NAME
@@ -52,6 +59,32 @@ def test_the_real_data_rows_and_every_shipped_checkpoint_are_on_the_board():
         real = rows[f"real: {entry.dataset} train"]
         assert real["key"] == row["key"]  # measured against the same reference, so the two compare
         assert row["metrics"]["fid"]["mean"] > real["metrics"]["fid"]["mean"]
+
+
+TRANSLATORS = [n for n in ganzoo.list(task="translation") if registry.get_pretrained(n).folder]
+
+
+@pytest.mark.parametrize("name", TRANSLATORS)
+def test_every_shipped_translator_has_a_row_per_direction_beside_its_baselines(name):
+    """Each direction of a shipped translator, measured on these weights, in a table with the input itself and the
+    mean training target (and, two-way, its cycle); pix2pix-maps beats both baselines on L1 and SSIM."""
+    entry = registry.get_pretrained(name)
+    weights = hub.file_sha256(registry.shipped_dir("checkpoints") / entry.folder / hub.WEIGHTS_NAME)
+    gan = hub.load(name)
+    mine = [r for r in BOARD["rows"] if r["name"] == name]
+    assert sorted(r["protocol"]["generated"]["direction"] for r in mine) == sorted(gan.directions)
+    for row in mine:
+        assert row["kind"] == "model" and row["protocol"]["generated"]["checkpoint_sha256"] == weights
+        assert row["protocol"]["against"] == "target"
+        table = {r.get("label"): r for r in BOARD["rows"] if r["key"] == row["key"] and r["kind"] == "reference"}
+        assert {"input itself", "mean training target"} <= set(table)
+        if len(gan.directions) == 2:
+            assert table["cycle"]["of"] == name and table["cycle"]["protocol"]["against"] == "input"
+        if name == "pix2pix-maps":
+            m = row["metrics"]
+            for baseline in ("input itself", "mean training target"):
+                b = table[baseline]["metrics"]
+                assert m["l1"]["mean"] < b["l1"]["mean"] and m["ssim"]["mean"] > b["ssim"]["mean"], baseline
 
 
 @pytest.mark.parametrize("name", [n for n in ganzoo.list() if registry.get_pretrained(n).folder])
