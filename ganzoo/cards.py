@@ -159,8 +159,7 @@ def model_card(
         f"![samples]({SAMPLES_NAME})",
         "",
         (
-            f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (inputs from the training data, kept at its "
-            f"first batch), from {source}."
+            f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (the first 8 training inputs), from {source}."
             if translator
             else f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
             + (", one column per class." if gan.num_classes else ".")
@@ -223,11 +222,11 @@ def model_card(
 
 
 def _directions(gan: GAN, entry: registry.Pretrained) -> str:
-    """Which way of the entry's data set each of the model's directions runs, e.g. "`a2b`: maps's A to B"."""
+    """Which way of the entry's data set each of the model's directions runs, e.g. "`a2b`: A to B of maps"."""
     ways = {"a2b": "A to B", "b2a": "B to A"}
     if entry.data_direction == "b2a":
         ways = {"a2b": "B to A", "b2a": "A to B"}
-    return ", ".join(f"`{d}`: {entry.dataset}'s {ways[d]}" for d in gan.directions)
+    return ", ".join(f"`{d}`: {ways[d]} of {entry.dataset}" for d in gan.directions)
 
 
 def _urls(entry: registry.Pretrained) -> str:

@@ -702,7 +702,7 @@ class ImageToImageGAN(GAN):
 
     def __init__(self) -> None:
         super().__init__()
-        # A few training inputs, taken at the first batch and kept in checkpoints: what preview() translates.
+        # The first 8 training inputs (this process's), kept in checkpoints: what preview() translates.
         self.preview_inputs: Tensor | None = None
 
     @property
@@ -836,8 +836,8 @@ class ImageToImageGAN(GAN):
         return nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def preview(self, n: int = 8, seed: int = 0) -> tuple[Tensor, int | None]:
-        """Up to 8 input | output pairs, two per row: the training inputs kept at the first batch, else
-        :meth:`example_inputs` of ``seed``."""
+        """Up to 8 input | output pairs, two per row: the first 8 training inputs, else :meth:`example_inputs` of
+        ``seed``."""
         n = min(n, 8)
         x = self.preview_inputs[:n] if self.preview_inputs is not None else self.example_inputs(n, seed)
         y = self.translate(x)
@@ -866,8 +866,10 @@ class ImageToImageGAN(GAN):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)
-        if self.preview_inputs is None:
-            self.preview_inputs = batch[0][:8].detach().float().cpu().clone()
+        kept = self.preview_inputs
+        if kept is None or len(kept) < 8:  # the first batches, until 8 (one a batch at batch size 1)
+            new = batch[0][: 8 - (0 if kept is None else len(kept))].detach().float().cpu().clone()
+            self.preview_inputs = new if kept is None else torch.cat([kept, new])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

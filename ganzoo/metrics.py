@@ -838,7 +838,7 @@ def evaluate_translation(
             results[net.kd_name] = _summary([kernel_distance(real_features, features, subset_size=size, seed=0)[0]])
             protocol["kid"] = {"subsets": 100, "subset_size": size, "kernel": "(x.y / d + 1)^3", "seed": 0}
     protocol.update(
-        batch_size=batch_size, versions=_versions(), hardware=_hardware(device),
+        batch_size=batch_size, tf32=False, statistics="float64", versions=_versions(), hardware=_hardware(device),
         wall_seconds=round(time.perf_counter() - start, 1),
     )  # fmt: skip
     return {"metrics": results, "protocol": protocol}

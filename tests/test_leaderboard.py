@@ -30,6 +30,7 @@ def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
         assert p["feature_network"]["name"] == "inception-v3-tf" and len(p["feature_network"]["sha256"]) == 64
         assert "TF1 bilinear" in p["feature_network"]["preprocessing"]
         assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
+        assert p["version"] == metrics.PROTOCOL_VERSION and p["tf32"] is False and p["statistics"] == "float64"
         if p.get("task") == "translation":  # every reference pair, each image's numbers kept
             pairs = p["pairs"]
             assert pairs["num"] == p["generated"]["num"] == 200 and pairs["size"] == [256, 256]
@@ -37,7 +38,6 @@ def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
             assert all(len(row["metrics"][k]["values"]) == 200 for k in ("l1", "psnr", "ssim"))
             assert {"fid", "kid"} <= set(row["metrics"]) and p["kid"]["subset_size"] == 200
             continue
-        assert p["version"] == metrics.PROTOCOL_VERSION and p["tf32"] is False and p["statistics"] == "float64"
         assert p["generated"]["num"] >= 2000 and len(p["generated"]["seeds"]) >= 3
         assert len(row["metrics"]["fid"]["values"]) == len(p["generated"]["seeds"])
         assert p["real"]["num"] >= 2000 and "test split" in p["real"]["set"] and len(p["real"]["digest"]) == 64
@@ -99,3 +99,13 @@ def test_shipped_model_cards_state_the_leaderboard_numbers(name):
     fid = next(r for r in measured if r["kind"] == "model")["metrics"]["fid"]["mean"]
     assert f"{fid:.4g}" in card and "model-index:" in card
     assert any(label.startswith("FID-") for label in hub.info(name)["metrics"])
+
+
+def test_the_readme_translation_table_states_the_leaderboards_numbers():
+    readme = (REPO / "README.md").read_text()
+    rows = [r for r in BOARD["rows"] if r["protocol"].get("task") == "translation"]
+    for r in rows:
+        m = r["metrics"]
+        cells = f"{m['l1']['mean']:.3f} | {m['psnr']['mean']:.2f} | {m['ssim']['mean']:.3f} | {m['fid']['mean']:.1f} |"
+        assert cells in readme, f"README: {r['name']} should read {cells} (benchmarks/leaderboard.json)"
+    assert len(rows) >= 9 or not TRANSLATORS  # pix2pix-maps, cyclegan-maps both ways, their baselines and cycles

@@ -192,8 +192,8 @@ def test_reference_pairs_run_each_entry_the_way_it_was_trained(data_root):
     inputs, targets = metrics.reference_pairs(map2sat).dataset("test")[0]
     assert torch.equal(inputs, street_map) and torch.equal(targets, photo) and not torch.equal(photo, street_map)
     gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
-    assert "`a2b`: maps's B to A" in cards.model_card(gan, map2sat.name, map2sat)
-    assert "`a2b`: maps's A to B" in cards.model_card(gan, sat2map.name, sat2map)
+    assert "`a2b`: B to A of maps" in cards.model_card(gan, map2sat.name, map2sat)
+    assert "`a2b`: A to B of maps" in cards.model_card(gan, sat2map.name, sat2map)
 
 
 def test_sample_quality_measures_a_translator_on_its_validation_pairs(tmp_path):
@@ -226,8 +226,8 @@ def test_sample_quality_measures_a_translator_on_its_validation_pairs(tmp_path):
 
 
 def test_the_exported_samples_translate_the_training_inputs_kept_in_the_checkpoint(tmp_path):
-    """A translator keeps its first training inputs (in checkpoints too): its exported samples.png is those inputs
-    beside their translations, not made-up images."""
+    """A translator keeps its first 8 training inputs (in checkpoints too; batches of 3 here, so parts of three
+    batches): its exported samples.png is those inputs beside their translations, not made-up images."""
     import lightning as L
     import numpy as np
 
@@ -239,19 +239,19 @@ def test_the_exported_samples_translate_the_training_inputs_kept_in_the_checkpoi
 
     first = []
 
-    class FirstBatch(L.Callback):
+    class FirstBatches(L.Callback):
         def on_train_batch_start(self, trainer, gan, batch, batch_idx):
-            first.append(batch[0].clone()) if not first else None
+            first.append(batch[0].clone())
 
     root = ab_folder(tmp_path / "data", n=8)
     torch.manual_seed(0)
     gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
-    tr = trainer(tmp_path / "run", [StopAt(batches=2), GANCheckpoint(dirpath=tmp_path / "ckpt"), FirstBatch()])
-    tr.fit(gan, Paired(root=str(root), load_size=40, crop_size=32, batch_size=4))
+    tr = trainer(tmp_path / "run", [StopAt(batches=4), GANCheckpoint(dirpath=tmp_path / "ckpt"), FirstBatches()])
+    tr.fit(gan, Paired(root=str(root), load_size=40, crop_size=32, batch_size=3))
     loaded = ganzoo.hub.load_lightning_checkpoint(tmp_path / "ckpt" / "last.ckpt")
-    assert torch.equal(loaded.preview_inputs, first[0])
+    assert torch.equal(loaded.preview_inputs, torch.cat(first)[:8])
     folder = ganzoo.save_pretrained(loaded, tmp_path / "export")
     shown = np.asarray(Image.open(folder / "samples.png"))
     pairs, nrow = loaded.preview(8)
-    assert torch.equal(pairs[0::2], first[0]) and nrow == 4
+    assert torch.equal(pairs[0::2], torch.cat(first)[:8]) and nrow == 4
     assert np.array_equal(shown, np.asarray(make_grid(pairs, nrow)))

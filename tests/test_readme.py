@@ -62,14 +62,17 @@ def prepare(lang: str, code: str) -> str:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """The reader's folder: their own recipe, image folders to compare, a photo, an NVIDIA snapshot and a junyanz
-    generator of their own (upstream layouts, from ../shared/fixtures)."""
+    """The reader's folder: their own recipe, image folders to compare, a photo, a folder of maps, an NVIDIA
+    snapshot and a junyanz generator of their own (upstream layouts, from ../shared/fixtures)."""
     work = tmp_path_factory.mktemp("readme")
     shutil.copy(REPO / "recipes" / "dcgan-mnist.yaml", work / "my-recipe.yaml")
     shutil.copy(fixture_path("network-snapshot.pkl"), work / "network-snapshot-001000.pkl")
     unet = torch.load(fixture_path("pix2pix_unet128.pt"), weights_only=True)["state_dict"]
     torch.save(unet, work / "latest_net_G.pth")  # a junyanz generator file of their own (the fixture's weights)
     Image.new("RGB", (300, 200), (90, 120, 60)).save(work / "photo.jpg")
+    (work / "maps").mkdir()  # their own maps to turn into photos, of any sizes
+    for i, size in enumerate([(250, 180), (97, 61)]):
+        Image.new("RGB", size, (230, 225 - 40 * i, 215)).save(work / "maps" / f"{i}.png")
     for folder, shade in (("real_images", 0), ("my_samples", 100)):
         (work / folder).mkdir()
         for i in range(8):

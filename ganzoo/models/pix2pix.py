@@ -332,3 +332,23 @@ register_pretrained(
         ]
     )
 )
+
+register_pretrained(
+    Pretrained(
+        name="pix2pix-maps",
+        variant="pix2pix",
+        dataset="maps",
+        resolution=256,
+        license="other",
+        description="Pix2Pix trained here on pix2pix's maps set, aerial photo to map (128x128 crops of the 256x256 "
+        "pairs, a 7-level U-Net of 24 channels); the training data is Google Maps imagery, for research use only, "
+        "and so are these weights. Trained on a 2-core CPU, one thread, beside cyclegan-maps on the other core",
+        folder="pix2pix-maps",
+        sha256=None,
+        recipe="pix2pix-maps",
+        published="junyanz' official 64-channel aerial-to-map model scores FID 149.73 and mmgeneration's 122.59 "
+        "(mmgeneration's measurement: batch norm on batch statistics and dropout on at test, the whole val split of "
+        "1,098 pairs, 200 training epochs); ganzoo measures eval mode on the first 200 val pairs, so its FID-200 "
+        "does not compare with those. The pix2pix paper reports maps only as human judgements (AMT).",
+    ),
+)
