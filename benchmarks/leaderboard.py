@@ -15,7 +15,7 @@ the generated sets) measured against the same reference, the test split. A model
 with that reference. Rows are ranked only against rows with the same comparison key (feature network and its
 weights, N generated, the real set, the metric settings); ``leaderboard.md`` gives each key its own table.
 Writes ``leaderboard.json`` (what the model cards and ``ganzoo info`` read) and ``leaderboard.md`` beside this
-script, then the metrics sections of the shipped model cards.
+script, then the metrics sections of the shipped model cards and the README's translation table.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ganzoo.data import DataNotFoundError, Paired
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
+README_PATH, README_TABLE = HERE.parent / "README.md", ("<!-- translation:start -->", "<!-- translation:end -->")
 # Datasets whose real-data row is always measured, used by a model or not.
 ANCHOR_DATASETS = {"cifar10": 32}
 HEADERS = {"fid": "FID-{n}", "fd_dinov2": "FD_DINOv2-{n}", "kid": "KID-{n}", "kd_dinov2": "KD_DINOv2-{n}",
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {JSON_PATH} and {MD_PATH}")
     for name in write_cards(board):
         print(f"wrote the model card of {name}")
+    readme = README_PATH.read_text()
+    if README_TABLE[0] in readme:
+        start, end = readme.index(README_TABLE[0]) + len(README_TABLE[0]), readme.index(README_TABLE[1])
+        README_PATH.write_text(readme[:start] + readme_translation_table(board) + readme[end:])
+        print(f"wrote the translation table of {README_PATH}")
     return 0
 
 
@@ -299,6 +305,25 @@ def translation_table(key: str, rows: list[dict]) -> list[str]:
     if note := PUBLISHED.get(rows[0]["dataset"]):
         out.append(f"- {note}")
     return [*out, ""]
+
+
+def readme_translation_table(board: dict) -> str:
+    """The README's short translation table: each direction's models, then its reference rows."""
+    out = ["| model | direction | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | FID-200 ↓ |", "|---|---|---|---|---|---|"]
+    rows = [r for r in board["rows"] if r["protocol"].get("task") == "translation"]
+    for direction in ("a2b", "b2a"):
+        group = [r for r in rows if r["protocol"]["pairs"]["direction"] == direction]
+        for r in sorted(group, key=lambda r: (r["kind"] != "model", r["name"])):
+            m, g = r["metrics"], r["protocol"]["generated"]
+            if r["kind"] == "model":
+                name, how = f"`{r['name']}`", g["direction"]
+            elif r.get("label") == "cycle":
+                name, how = f"its cycle, `{r['of']}` (reference)", f"{r['name'].split(': ')[1]}, vs the input"
+            else:
+                name, how = f"{r['label']} (reference)", g["direction"]
+            out.append(f"| {name} | {how} | {m['l1']['mean']:.3f} | {m['psnr']['mean']:.2f} | "
+                       f"{m['ssim']['mean']:.3f} | {m['fid']['mean']:.1f} |")  # fmt: skip
+    return "\n" + "\n".join(out) + "\n"
 
 
 def write_cards(board: dict) -> list[str]:
