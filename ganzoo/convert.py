@@ -1,7 +1,7 @@
 """Readers for foreign checkpoint files that never run the code those files carry, keyed by format.
 
 Each reader turns a file into plain data (tensors, numbers, containers); the variant whose format it is maps that
-data to its hparams and state dict (its ``from_upstream``), so this module knows no variant and ``hub`` knows no
+data to its hparams and state dict (its ``upstream_weights``), so this module knows no variant and ``hub`` knows no
 format: :func:`read` dispatches on the format a variant (``GAN.upstream_format``) or a registry entry names.
 
 - ``"torch"``: a ``torch.save`` file (zip or legacy serialisation) such as junyanz' ``latest_net_G.pth``, read

@@ -51,7 +51,7 @@ class GAN(L.LightningModule):
     ddp_networks: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
     # Names of buffers that training never changes (FIR filters, fixed noise maps): not re-broadcast under DDP.
     constant_buffers: ClassVar[tuple[str, ...]] = ()
-    # The format of the variant's official weights (a reader of ganzoo.convert), read for its ``from_upstream``.
+    # The format of the variant's official weights (a reader of ganzoo.convert), read for its ``upstream_weights``.
     upstream_format: ClassVar[str | None] = None
 
     def __init__(self) -> None:
@@ -95,6 +95,13 @@ class GAN(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     # Subclass hooks
+
+    @classmethod
+    def upstream_weights(cls, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """The hparams and state dict (``"<network>.<key>"``, only the networks the data holds) of official weights
+        read as plain data by the reader of ``upstream_format``; :func:`ganzoo.hub.from_upstream` builds the model
+        and loads the state strictly."""
+        raise NotImplementedError(f"{cls.__name__} has no converter for upstream weights")
 
     def preview(self, n: int = 64, seed: int = 0) -> tuple[Tensor, int | None]:
         """What the model makes, as images ``[N, C, H, W]`` in [-1, 1] and the grid's images per row (``None``: a

@@ -246,7 +246,7 @@ def _load_upstream(entry: registry.Pretrained) -> GAN:
 def from_upstream(path: str | os.PathLike, variant: str, *, format: str | None = None) -> GAN:
     """A model from an upstream checkpoint file (or folder), read as plain data by the reader of ``format`` (by
     default the variant's ``upstream_format``, see :mod:`ganzoo.convert`), never running code the file carries,
-    and converted by the variant's ``from_upstream``."""
+    and converted by :func:`from_upstream_data`."""
     from ganzoo import convert
 
     cls = registry.get_variant(variant).cls
@@ -256,7 +256,19 @@ def from_upstream(path: str | os.PathLike, variant: str, *, format: str | None =
         data = convert.read(path, format or cls.upstream_format)
     except convert.UpstreamFormatError as e:
         raise CheckpointError(str(e)) from e
-    return cls.from_upstream(data)
+    return from_upstream_data(data, variant, source=path)
+
+
+def from_upstream_data(data: dict[str, Any], variant: str, *, source: os.PathLike | str = "upstream data") -> GAN:
+    """A model built from upstream data by the variant's ``upstream_weights(data) -> (hparams, state_dict)``. Each
+    network in the state loads strictly (a missing, unexpected or mis-shaped key is an error); the networks the
+    data does not hold (a generator-only release has no discriminator) keep their fresh initialisation and are named
+    in ``gan.untrained_parts``."""
+    cls = registry.get_variant(variant).cls
+    hparams, state = cls.upstream_weights(data)
+    gan = cls(**hparams)
+    load_state_strict(gan, state, source, parts=sorted({_part(k) for k in state}))
+    return gan.eval()
 
 
 def download(repo_id: str, revision: str | None = None, *, files: list[str] | None = None) -> Path:

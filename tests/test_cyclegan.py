@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import ganzoo
+from ganzoo.hub import CheckpointError
 from ganzoo.models.cyclegan import ImagePool
 from tests.conftest import fixture_path
 
@@ -52,6 +53,16 @@ def test_a_unet_file_is_refused_naming_what_it_found(tmp_path):
     torch.save(fixture("pix2pix_unet128")["state_dict"], tmp_path / "latest_net_G_A.pth")
     with pytest.raises(ValueError, match="found a U-Net generator .*variant='pix2pix'"):
         ganzoo.from_upstream(tmp_path / "latest_net_G_A.pth", variant="cyclegan")
+
+
+def test_a_file_missing_a_key_of_a_network_it_holds_is_refused_naming_the_key(tmp_path):
+    """Only the networks a file does not hold at all are built fresh: a key missing from one it holds is an error,
+    never a fresh value slipped into a converted network."""
+    state = fixture("cyclegan_resnet9")["state_dict"]
+    del state["model.10.conv_block.5.bias"]
+    torch.save(state, tmp_path / "truncated.pth")
+    with pytest.raises(CheckpointError, match=r"missing \(1\): generator_ab\.model\.10\.conv_block\.5\.bias"):
+        ganzoo.from_upstream(tmp_path / "truncated.pth", variant="cyclegan")
 
 
 def test_the_image_pool_passes_through_until_full_then_swaps_about_half():

@@ -18,6 +18,7 @@ from torch import Tensor
 
 import ganzoo
 from ganzoo import convert, losses
+from ganzoo.hub import from_upstream_data
 from ganzoo.models.stylegan2 import (
     Discriminator,
     Generator,
@@ -692,7 +693,7 @@ def test_the_stylegan3_repositorys_stylegan2_layout_and_defaults(fixture, snapsh
     assert_matches_upstream(gan.generator_ema, gan.discriminator, fixture)
     for name in ("G", "G_ema", "D"):
         del data[name].state["_init_kwargs"]["conv_clamp"]
-    assert StyleGAN2.from_upstream(data).hparams.conv_clamp == 256
+    assert from_upstream_data(data, "stylegan2").hparams.conv_clamp == 256
 
 
 def test_a_pickle_without_a_discriminator_gets_a_fresh_one_marked_untrained(fixture, snapshot, tmp_path):
@@ -732,7 +733,7 @@ def test_from_upstream_refuses_what_it_does_not_build_by_name(snapshot, where, k
         kwargs = data[net].state["_init_kwargs"]
         (kwargs.setdefault(key, {}) if key else kwargs).update(value)
     with pytest.raises(ValueError, match="use options ganzoo's StyleGAN2 does not build: .*" + re.escape(name)):
-        StyleGAN2.from_upstream(data)
+        from_upstream_data(data, "stylegan2")
 
 
 def test_from_upstream_accepts_what_does_not_change_the_network(snapshot):
@@ -742,21 +743,21 @@ def test_from_upstream_accepts_what_does_not_change_the_network(snapshot):
     data["G_ema"].state["_init_kwargs"]["mapping_kwargs"]["embed_features"] = 64  # unconditional: no embedding
     data["D"].state["_init_kwargs"]["mapping_kwargs"] = {"activation": "relu", "num_layers": 3}  # idem: no mapping
     data["D"].state["_init_kwargs"]["cmap_dim"] = 7
-    gan = StyleGAN2.from_upstream(data)
+    gan = from_upstream_data(data, "stylegan2")
     assert gan.hparams.d_mapping_layers == 8  # an unconditional D builds no mapping: StyleGAN2's default kept
 
     data = convert.read_nvidia_pickle(snapshot)
     data["G_ema"].class_name = "training.networks_stylegan3.Generator"
     with pytest.raises(ValueError, match="alias-free StyleGAN3"):
-        StyleGAN2.from_upstream(data)
+        from_upstream_data(data, "stylegan2")
     # Real files name the class only ("Generator"): an alias-free generator shows in its layers.
     data = convert.read_nvidia_pickle(snapshot)
     synthesis = data["G_ema"].state["_modules"]["synthesis"]
     synthesis.state["_modules"]["input"] = persistent_network("SynthesisInput", {}, {"weight": torch.zeros(4, 2)})
     with pytest.raises(ValueError, match="alias-free StyleGAN3"):
-        StyleGAN2.from_upstream(data)
+        from_upstream_data(data, "stylegan2")
     with pytest.raises(ValueError, match="no G_ema"):
-        StyleGAN2.from_upstream({"G": data["G"]})
+        from_upstream_data({"G": data["G"]}, "stylegan2")
 
 
 def test_the_new_hparams_build_what_they_say_and_round_trip(tmp_path):

@@ -29,11 +29,11 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import ImageToImageGAN
+from ganzoo.layers import norm_layer
 from ganzoo.models.pix2pix import (
     PatchDiscriminator,
     _split_training_folder,
     adam_with_decay,
-    norm_layer,
     patchgan_hparams,
     upstream_state,
 )
@@ -232,30 +232,23 @@ class CycleGAN(ImageToImageGAN):
     upstream_format = "torch"
 
     @classmethod
-    def from_upstream(cls, data: dict[str, Any]) -> CycleGAN:
-        """A model from junyanz' files, read as data (``torch.load(weights_only=True)``): one generator's state
-        dict (a released model such as ``horse2zebra.pth``: the A -> B direction; the other networks are built fresh
-        and named in ``untrained_parts``), or a training folder ``{"latest_net_G_A": ..., "latest_net_G_B": ...,
-        "latest_net_D_A": ..., "latest_net_D_B": ...}`` (upstream's ``D_A`` judges ``G_A``'s outputs: it becomes
-        ``discriminator_b``). The architecture comes from the keys and shapes."""
+    def upstream_weights(cls, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Hparams and state dict from junyanz' files, read as data (``torch.load(weights_only=True)``): one
+        generator's state dict (a released model such as ``horse2zebra.pth``: the A -> B direction, the only network
+        in the state), or a training folder ``{"latest_net_G_A": ..., "latest_net_G_B": ..., "latest_net_D_A": ...,
+        "latest_net_D_B": ...}`` (upstream's ``D_A`` judges ``G_A``'s outputs: it becomes ``discriminator_b``). The
+        architecture comes from the keys and shapes."""
         g_a, g_b, d_a, d_b = _split_training_folder(data, ("G_A", "G_B", "D_A", "D_B"))
-        g_a = upstream_state(g_a) if g_a is not None else None
         if g_a is None:
             raise ValueError(f"no A -> B generator (latest_net_G_A) in this upstream data ({sorted(data)})")
-        hparams = resnet_hparams(g_a)
         parts = {"generator_ab": g_a, "generator_ba": g_b, "discriminator_b": d_a, "discriminator_a": d_b}
         parts = {k: upstream_state(v) for k, v in parts.items() if v is not None}
+        hparams = resnet_hparams(parts["generator_ab"])
         for name in ("discriminator_a", "discriminator_b"):
             if name in parts:
                 d = patchgan_hparams(parts[name])
                 hparams |= {"ndf": d["ndf"], "n_layers": d["n_layers"]}
-        gan = cls(**hparams)
-        state = gan.state_dict()
-        for name, part in parts.items():
-            state |= {f"{name}.{k}": v for k, v in part.items()}
-        gan.load_state_dict(state, strict=True)
-        gan.untrained_parts = set(cls.ddp_networks) - set(parts)
-        return gan.eval()
+        return hparams, {f"{name}.{k}": v for name, part in parts.items() for k, v in part.items()}
 
 
 def resnet_hparams(state: dict[str, Tensor]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import LatentGAN
+from ganzoo.layers import norm_layer
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
@@ -45,18 +46,6 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def make_norm(norm: str, channels: int) -> nn.Module:
-    """The normalisation layer named ``norm``: ``"batch"`` (the paper's), ``"layer"`` (over channels and pixels,
-    with a per-channel scale and shift: WGAN-GP's replacement for batch norm in a critic) or ``"none"``."""
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "layer":
-        return nn.GroupNorm(1, channels)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {norm!r}")
-
-
 class Generator(nn.Module):
     """``z [N, latent_dim]`` -> images ``[N, image_channels, image_size, image_size]`` in [-1, 1].
 
@@ -71,11 +60,11 @@ class Generator(nn.Module):
         ch = base_channels * 2 ** (k - 1)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=norm == "none"),
-            make_norm(norm, ch),
+            norm_layer(norm, ch),
             nn.ReLU(inplace=True),
         ]
         for _ in range(k - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=norm == "none"), make_norm(norm, ch // 2)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=norm == "none"), norm_layer(norm, ch // 2)]
             layers += [nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, image_channels, 4, 2, 1, bias=False), nn.Tanh()]
@@ -95,7 +84,7 @@ class Discriminator(nn.Module):
         ch = base_channels
         layers: list[nn.Module] = [nn.Conv2d(image_channels, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(k - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), make_norm(norm, ch * 2)]
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), norm_layer(norm, ch * 2)]
             layers += [nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False)]

@@ -25,19 +25,8 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import ImageToImageGAN
+from ganzoo.layers import norm_layer
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
-
-
-def norm_layer(norm: str, channels: int) -> nn.Module:
-    """``"batch"`` (affine, with running statistics), ``"instance"`` (no affine, no running statistics, as
-    upstream) or ``"none"``."""
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
 
 
 class UNetBlock(nn.Module):
@@ -221,16 +210,17 @@ class Pix2Pix(ImageToImageGAN):
     upstream_format = "torch"
 
     @classmethod
-    def from_upstream(cls, data: dict[str, Any]) -> Pix2Pix:
-        """A model from junyanz' files, read as data (``torch.load(weights_only=True)``): a generator's state dict
-        (``latest_net_G.pth``, ``facades_label2photo.pth``; the discriminator is then built fresh and named in
-        ``untrained_parts``), or a training folder ``{"latest_net_G": ..., "latest_net_D": ...}``. The architecture
-        comes from the keys and shapes; dropout, which no weight records, is on (upstream's default for pix2pix)."""
+    def upstream_weights(cls, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Hparams and state dict from junyanz' files, read as data (``torch.load(weights_only=True)``): a
+        generator's state dict (``latest_net_G.pth``, ``facades_label2photo.pth``: the state holds the generator
+        only), or a training folder ``{"latest_net_G": ..., "latest_net_D": ...}``. The architecture comes from the
+        keys and shapes; dropout, which no weight records, is on (upstream's default for pix2pix)."""
         g, d = _split_training_folder(data, ("G", "D"))
         if g is None:
             raise ValueError(f"no generator in this upstream data (it holds {sorted(data)})")
         g = upstream_state(g)
         hparams = unet_hparams(g)
+        state = {f"generator.{k}": v for k, v in g.items()}
         if d is not None:
             d = upstream_state(d)
             d_hparams = patchgan_hparams(d)
@@ -239,15 +229,8 @@ class Pix2Pix(ImageToImageGAN):
                 raise ValueError(f"the discriminator takes {d_hparams['in_channels']} channels, not the generator's "
                                  f"input and output ({channels})")  # fmt: skip
             hparams |= {"ndf": d_hparams["ndf"], "n_layers": d_hparams["n_layers"]}
-        gan = cls(**hparams)
-        state = {f"generator.{k}": v for k, v in g.items()}
-        if d is not None:
             state |= {f"discriminator.{k}": v for k, v in d.items()}
-        else:
-            state |= {k: v for k, v in gan.state_dict().items() if k.startswith("discriminator.")}
-            gan.untrained_parts = {"discriminator"}
-        gan.load_state_dict(state, strict=True)
-        return gan.eval()
+        return hparams, state
 
 
 def _split_training_folder(data: dict[str, Any], roles: tuple[str, ...]) -> tuple[Any, ...]:

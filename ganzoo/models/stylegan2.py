@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import LatentGAN
+from ganzoo.layers import MinibatchStdLayer
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 SQRT2 = math.sqrt(2.0)
@@ -472,28 +473,6 @@ class DiscriminatorBlock(nn.Module):
         return self.conv1(self.conv0(x))
 
 
-class MinibatchStdLayer(nn.Module):
-    """Appends the standard deviation of features over groups of ``group_size`` samples (Karras et al. 2018):
-    samples ``i, i + N/G, i + 2N/G, ...`` form a group (``None``: the whole minibatch); the std is averaged over
-    channels (in ``num_channels`` slices) and pixels, and broadcast as extra channels."""
-
-    def __init__(self, group_size: int | None, num_channels: int = 1) -> None:
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        g = min(self.group_size, n) if self.group_size else n
-        if n % g:
-            raise ValueError(f"minibatch std: batch {n} is not a multiple of the group size {g}")
-        f = self.num_channels
-        # In fp32 whatever the input: in fp16 the 1e-8 underflows, and sqrt'(0) makes R1's double backward infinite.
-        y = x.float().reshape(g, -1, f, c // f, h, w)
-        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # std over each group
-        y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1).repeat(g, 1, h, w)
-        return torch.cat([x, y.to(x.dtype)], dim=1)
-
-
 class DiscriminatorEpilogue(nn.Module):
     """4x4: minibatch std, 3x3 conv, fully connected, output (projected on ``cmap`` when conditional)."""
 
@@ -847,12 +826,12 @@ class StyleGAN2(LatentGAN):
     upstream_format = "nvidia-pickle"
 
     @classmethod
-    def from_upstream(cls, data: dict[str, Any]) -> StyleGAN2:
-        """A model from NVIDIA's network pickle, read as data by :func:`ganzoo.convert.read_nvidia_pickle`:
-        ``G_ema`` into ``generator_ema``, ``G`` into ``generator`` (``G_ema`` again when absent), ``D`` when
-        present; the architecture from the networks' own init arguments (see :func:`_hparams_from_nvidia`). fp16
-        flags are ignored (fp32). A pickle without ``D`` (a generator-only release) gets a freshly initialised
-        discriminator, named in ``untrained_parts``."""
+    def upstream_weights(cls, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Hparams and state dict from NVIDIA's network pickle, read as data by
+        :func:`ganzoo.convert.read_nvidia_pickle`: ``G_ema`` into ``generator_ema``, ``G`` into ``generator``
+        (``G_ema`` again when absent), ``D`` when present (a generator-only release has none); the architecture
+        from the networks' own init arguments (see :func:`_hparams_from_nvidia`). fp16 flags are ignored (fp32),
+        and ``ema_kimg`` is the paper's 10 (NVIDIA's pickles do not record it)."""
         from ganzoo.convert import PersistentObject
 
         g_ema = data.get("G_ema")
@@ -871,17 +850,12 @@ class StyleGAN2(LatentGAN):
         hparams, unsupported = _hparams_from_nvidia(g_ema.init_kwargs, d.init_kwargs if d is not None else None)
         if unsupported:
             raise ValueError(f"this pickle's networks use options ganzoo's StyleGAN2 does not build: {unsupported}")
-        gan = cls(**hparams, ema_kimg=10.0)
         state = {f"generator.{k}": v for k, v in g.state_dict().items()}
         state |= {f"generator_ema.{k}": v for k, v in g_state.items()}
         if d is not None:
             state |= {f"discriminator.{k}": v for k, v in d.state_dict().items()}
-        else:
-            state |= {k: v for k, v in gan.state_dict().items() if k.startswith("discriminator.")}
-            gan.untrained_parts = {"discriminator"}
-        state["pl_mean"] = gan.pl_mean
-        gan.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-        return gan.eval()
+        state["pl_mean"] = torch.zeros([])  # the path-length running mean starts afresh, as in a new run
+        return hparams | {"ema_kimg": 10.0}, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 # Upstream options that change how a network runs, not what it computes (precision, memory layout, training
