@@ -319,8 +319,8 @@ def readme_translation_table(board: dict) -> str:
                 name, how = f"`{r['name']}`", g["direction"]
             elif r.get("label") == "cycle":
                 name, how = f"its cycle, `{r['of']}` (reference)", f"{r['name'].split(': ')[1]}, vs the input"
-            else:
-                name, how = f"{r['label']} (reference)", g["direction"]
+            else:  # a trivial translator runs one way, over the pairs of this direction
+                name, how = f"{r['label']} (reference)", direction
             out.append(f"| {name} | {how} | {m['l1']['mean']:.3f} | {m['psnr']['mean']:.2f} | "
                        f"{m['ssim']['mean']:.3f} | {m['fid']['mean']:.1f} |")  # fmt: skip
     return "\n" + "\n".join(out) + "\n"

@@ -316,10 +316,10 @@ register_pretrained(
         license="other",
         description="CycleGAN trained here on pix2pix's maps set used unpaired, aerial photo <-> map both ways "
         "(128x128 crops of the 256x256 halves, 16-channel generators of 6 blocks, EMA of both); the training data "
-        "is Google Maps imagery, for research use only, and so are these weights. Trained on a 2-core CPU, one "
-        "thread, beside pix2pix-maps on the other core",
+        "is Google Maps imagery, for research use only, and so are these weights. Trained for 6 kimg (5.5 epochs) on "
+        "a 2-core CPU",
         folder="cyclegan-maps",
-        sha256=None,
+        sha256="4ff58058566c3918398e7cfb73f31e22e015a216e730563d2e276c5b1edebbcb",
         recipe="cyclegan-maps",
         published="The CycleGAN paper reports maps only as human judgements (AMT, Table 1), not L1, SSIM or FID; "
         "its maps models train 200 epochs at 256x256 with 64-channel, 9-block generators.",
