@@ -128,6 +128,11 @@ class ResumableSampler(DistributedSampler):
     batch ``w * b``). ``skip`` drops the first samples of the next iteration once: what a run resumed
     mid-epoch has already consumed. Being a ``DistributedSampler``, Lightning leaves it in place and
     calls ``set_epoch`` on it.
+
+    ``loader_generator`` is for the DataLoader: it draws each epoch's worker base seed from it, re-seeded by
+    ``set_epoch``, instead of from the global RNG, which training's own draws (noise, penalties, dropout) use: a
+    run resumed from a checkpoint written at an epoch's last batch would otherwise draw that seed before its RNG
+    states are restored, and the uninterrupted run after.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
@@ -135,6 +140,11 @@ class ResumableSampler(DistributedSampler):
         self.skip = 0
         # A dataset with random per-sample transforms gets (epoch, index) keys to seed them with (in any worker).
         self.with_epoch = isinstance(dataset, SeededTransforms)
+        self.loader_generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.loader_generator.manual_seed(self.seed + 1_000_003 * (epoch + 1) + self.rank)
 
     def __iter__(self):
         indices = list(super().__iter__())
@@ -191,6 +201,7 @@ class ImageDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            generator=sampler.loader_generator,
         )
 
 

@@ -74,6 +74,21 @@ def test_resume_mid_epoch_is_exact(tmp_path):
     assert_same(straight, snapshot(resumed, tr))
 
 
+def test_resume_from_the_last_batch_of_an_epoch_is_exact(tmp_path):
+    """A checkpoint written at an epoch's last batch (8 of 8): the next epoch's DataLoader iterator, which the
+    resumed run creates before its RNG states are restored and the straight run after, must not draw from them."""
+    gan = make()
+    tr = trainer(tmp_path / "straight", [StopAt(batches=11)])
+    tr.fit(gan, data())
+    straight = snapshot(gan, tr)
+    first = make()
+    trainer(tmp_path / "first", [StopAt(batches=8), GANCheckpoint(dirpath=tmp_path / "ckpt")]).fit(first, data())
+    resumed = make()
+    tr = trainer(tmp_path / "resumed", [StopAt(batches=11)])
+    tr.fit(resumed, data(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert_same(straight, snapshot(resumed, tr))
+
+
 def test_last_ckpt_is_always_the_newest_state_of_its_folder(tmp_path):
     """Two fresh runs into one checkpoint folder (a recipe with a fixed dirpath): last.ckpt is the second run's, with
     no last-v1.ckpt beside it for `--ckpt_path last` or an export to pick up instead."""
