@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ganzoo import losses
 from ganzoo.gan import LatentGAN
-from ganzoo.layers import MinibatchStdLayer
+from ganzoo.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdLayer, pixel_norm
 from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 SQRT2 = math.sqrt(2.0)
@@ -88,16 +88,11 @@ def _bias_act(x: Tensor, bias: Tensor | None, activation: str, gain: float, clam
     return x
 
 
-def normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
-    """``x / sqrt(mean(x^2) + eps)`` over the feature dimension (the StyleGAN pixel norm of ``z``)."""
-    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
-
-
 # --------------------------------------------------------------------------------------------------
 # Layers
 
 
-class FullyConnectedLayer(nn.Module):
+class FullyConnectedLayer(EqualizedLinear):
     """``act(x W^T g + b m)`` with the equalized gain ``g = lr_multiplier / sqrt(in)`` and ``m = lr_multiplier``."""
 
     def __init__(
@@ -110,22 +105,17 @@ class FullyConnectedLayer(nn.Module):
         lr_multiplier: float = 1.0,
         bias_init: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(in_features, out_features, bias=bias, lr_multiplier=lr_multiplier, bias_init=bias_init)
         self.activation = activation
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.bias_gain = lr_multiplier
 
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
+        w, b = self.scaled(x.dtype)
         if self.activation == "linear":
             return F.linear(x, w, b)
         return _bias_act(x @ w.t(), b, self.activation, 1.0, None)
 
 
-class Conv2dLayer(nn.Module):
+class Conv2dLayer(EqualizedConv2d):
     """An equalized-lr convolution of the discriminator, optionally downsampling by 2 (blur, then stride 2)."""
 
     def __init__(
@@ -139,13 +129,9 @@ class Conv2dLayer(nn.Module):
         down: int = 1,
         conv_clamp: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, kernel_size, bias=bias)
         self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
         self.register_buffer("resample_filter", fir_filter())
-        self.padding = kernel_size // 2
-        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: Tensor, gain: float = 1.0) -> Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain
@@ -371,12 +357,12 @@ class MappingNetwork(nn.Module):
         update_emas: bool = False,
         **unused: Any,
     ) -> Tensor:
-        x = normalize_2nd_moment(z.float()) if self.z_dim else None
+        x = pixel_norm(z.float()) if self.z_dim else None
         if self.c_dim:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
                 got = None if c is None else list(c.shape)
                 raise ValueError(f"c must be one-hot labels [N, {self.c_dim}], got {got}")
-            y = normalize_2nd_moment(self.embed(c.float()))
+            y = pixel_norm(self.embed(c.float()))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
