@@ -96,6 +96,17 @@ def schedule_period(gan: GAN) -> int:
     return 1
 
 
+def at_final_stage(gan: GAN) -> GAN:
+    """A growing model (ProGAN) at its final stage, fully faded in, with its clock there: where a run spends most of
+    its time. Other models as they are."""
+    if gan.variant == "progan":
+        while gan.stage < len(gan.hparams.channels) - 1:
+            gan.grow()
+        gan.images_seen = int(gan.stage_table()[-1]["stable_from_kimg"] * 1000)
+        gan.set_alpha(1.0)
+    return gan
+
+
 def make_batches(gan: GAN, recipe: Recipe, count: int, device: str) -> list[Batch]:
     """``count`` batches of synthetic images in [-1, 1] of the recipe's shape, with labels (a translator: pairs
     ``(A, B)``), on ``device``."""
@@ -293,6 +304,45 @@ def plain_stylegan2(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer],
     return [opt_g, opt_d], step
 
 
+def plain_progan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """ProGAN at its final stage (alpha 1): one critic step, ``E[D(G(z))] - E[D(x)] + lambda GP + eps_drift
+    E[D(x)^2]``, then one G step (``-E[D(G(z))]``) and one EMA step. Adam with a parameter group per stage, as a
+    progressive loop adds them; the to_rgb/from_rgb of earlier stages are frozen (no gradient, no update)."""
+    hp, G, D, ema = gan.hparams, gan.generator, gan.discriminator, _ema(gan)
+
+    def adam(net: torch.nn.Module, rgb: torch.nn.ModuleList) -> torch.optim.Optimizer:
+        base = [*net.format.parameters()] if net is G else []
+        base += [*net.conv0.parameters()] + ([] if net is G else [*net.fc.parameters(), *net.out.parameters()])
+        groups = [{"params": [*base, *rgb[0].parameters()]}]
+        groups += [{"params": [*block.parameters(), *rgb[s + 1].parameters()]} for s, block in enumerate(net.blocks)]
+        return torch.optim.Adam(groups, lr=hp.lr, betas=tuple(hp.betas), eps=1e-8)
+
+    opt_g, opt_d = adam(G, G.to_rgb), adam(D, D.from_rgb)
+    d_params = [p for p in D.parameters() if p.requires_grad]
+
+    def step(i: int, real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        n = len(real)
+        for p in d_params:
+            p.requires_grad_(True)
+        with torch.no_grad():
+            fake = G(torch.randn(n, hp.latent_dim, device=device))
+        real_scores = D(real)
+        eps = torch.rand(n, 1, 1, 1, device=device)
+        xhat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(xhat).sum(), xhat, create_graph=True)
+        gp = (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+        d_loss = D(fake).mean() - real_scores.mean() + hp.gp_weight * gp + hp.drift_weight * real_scores.square().mean()
+        _update(opt_d, d_loss)
+        for p in d_params:
+            p.requires_grad_(False)
+        g_loss = -D(G(torch.randn(n, hp.latent_dim, device=device))).mean()
+        _update(opt_g, g_loss)
+        ema(n)
+        return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach()}
+
+    return [opt_g, opt_d], step
+
+
 def _decay(gan: GAN, optimizers: list[torch.optim.Optimizer]) -> Callable[[int], None]:
     """The translators' schedule by hand: after each batch, ``lr = lr0 * linear_decay(images seen)``."""
     hp, seen = gan.hparams, [0]
@@ -389,6 +439,7 @@ PLAIN: dict[str, Callable[[GAN, str], tuple[list[torch.optim.Optimizer], Step]]]
     "stylegan2": plain_stylegan2,
     "pix2pix": plain_pix2pix,
     "cyclegan": plain_cyclegan,
+    "progan": plain_progan,
 }
 
 
@@ -521,11 +572,56 @@ def sampling_ips(base: GAN, device: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def growth_costs(recipe: Recipe, device: str, repeats: int = 5) -> list[list[str]]:
+    """ProGAN: the milliseconds one growth step costs at each stage change (median of ``repeats``): the new layers
+    of G, D and the EMA generator initialised and appended to both optimizers (:meth:`ProGAN.grow` inside a fit),
+    and the re-wrap of both networks in DistributedDataParallel that ``gan_ddp`` then does (a 1-process gloo group:
+    the wrapping and its parameter broadcast, without a second process to send to)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not dist.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29517")
+        dist.init_process_group("gloo", rank=0, world_size=1)
+    rows = []
+    for stage in range(1, len(recipe.hparams["channels"])):
+        grow_ms, wrap_ms = [], []
+        for _ in range(repeats):
+            gan = registry.create(recipe.variant, **recipe.hparams).to(device)
+            while gan.stage < stage - 1:
+                gan.grow()
+            optimizers = gan.configure_optimizers()
+
+            class Holder:  # what grow() reads from its trainer: the optimizers
+                pass
+
+            holder = Holder()
+            holder.optimizers = optimizers
+            gan._trainer = holder
+            _sync(device)
+            start = time.perf_counter()
+            gan.grow()
+            _sync(device)
+            grow_ms.append(1000 * (time.perf_counter() - start))
+            gan._trainer = None
+            start = time.perf_counter()
+            wrapped = [DistributedDataParallel(net) for net in (gan.generator, gan.discriminator)]
+            _sync(device)
+            wrap_ms.append(1000 * (time.perf_counter() - start))
+            assert sum(len(g["params"]) for g in optimizers[0].param_groups) == len(list(gan.generator.parameters()))
+            del wrapped
+        res = 4 * 2**stage
+        rows.append([recipe.name, f"{res // 2} -> {res}", f"{statistics.median(grow_ms):.1f}",
+                     f"{statistics.median(wrap_ms):.1f}"])  # fmt: skip
+    return rows
+
+
 def measure_recipe(recipe: Recipe, modes: list[tuple[str, str, dict]], args: argparse.Namespace) -> list[list[str]]:
     """The table rows of one recipe: the plain loop and ganzoo's fp32 loop alternating, then ganzoo's speed options."""
     device = args.device
     torch.manual_seed(0)
-    base = registry.create(recipe.variant, **recipe.hparams)
+    base = at_final_stage(registry.create(recipe.variant, **recipe.hparams))
     period = schedule_period(base)
     batches_timed = args.batches or math.ceil(30 / period) * period
     batches = make_batches(base, recipe, args.warmup + batches_timed, device)
@@ -611,14 +707,20 @@ def main() -> None:
             ("bf16 + channels_last", "bf16-mixed", {"channels_last": True}),
             ("bf16 + channels_last + compile", "bf16-mixed", {"channels_last": True, "compile": True}),
         ]
-    rows = []
+    rows, growth = [], []
     for name in names:
-        rows += measure_recipe(load_recipe(name), modes, args)
+        recipe = load_recipe(name)
+        rows += measure_recipe(recipe, modes, args)
+        if recipe.variant == "progan":
+            growth += growth_costs(recipe, device)
 
     columns = ["recipe", "mode", "batch", "timed batches", "plain img/s", "ganzoo img/s", "ganzoo/plain"]
     columns += ["sample/translate img/s"] + (["ganzoo peak memory MB"] if device == "cuda" else [])
     lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
     lines += [f"| {' | '.join(row[: len(columns)])} |" for row in rows]
+    if growth:
+        lines += ["", "| recipe | growth | grow G, D, EMA and optimizers ms | DDP re-wrap ms |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in growth]
     table = "\n".join(lines)
     print(f"\n{header}\n\n{table}")
     if args.output:

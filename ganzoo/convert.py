@@ -6,6 +6,8 @@ format: :func:`read` dispatches on the format a variant (``GAN.upstream_format``
 
 - ``"torch"``: a ``torch.save`` file (zip or legacy serialisation) such as junyanz' ``latest_net_G.pth``, read
   with ``torch.load(weights_only=True)``; a folder of them reads as ``{file stem: contents}``.
+- ``"pytorch-gan-zoo"``: facebookresearch/pytorch_GAN_zoo's checkpoints, ``torch.save`` files whose one foreign
+  class (the config) is read into a stand-in.
 - ``"nvidia-pickle"``: see below.
 
 NVIDIA's StyleGAN2-ADA and StyleGAN3 network pickles (``ffhq.pkl``, ``network-snapshot-*.pkl``) store every network
@@ -193,8 +195,33 @@ def read_torch(path: str | os.PathLike) -> Any:
         raise
 
 
-READERS = {"torch": read_torch, "nvidia-pickle": read_nvidia_pickle}
-FORMATS = {"torch": "torch.save file of tensors", "nvidia-pickle": "NVIDIA network pickle"}
+class ZooConfig:
+    """Stands in for pytorch_GAN_zoo's ``models.utils.config.BaseConfig`` (an attribute bag) while
+    ``torch.load(weights_only=True)`` reads a zoo checkpoint: the only class such a file names besides tensors.
+    The unpickler sets its ``__dict__`` from the file; nothing of the zoo is imported."""
+
+
+def read_gan_zoo(path: str | os.PathLike) -> dict[str, Any]:
+    """A facebookresearch/pytorch_GAN_zoo checkpoint (``torch.save(model.getStateDict())``: ``{"config": BaseConfig,
+    "netG", "netD", "avgG"}``, zip or legacy serialisation) as plain data, the config a dict. Read with
+    ``torch.load(weights_only=True)`` and :class:`ZooConfig` allow-listed under the zoo's class name, so every other
+    global (code, a ``__reduce__`` payload) is refused and never runs."""
+    with torch.serialization.safe_globals([(ZooConfig, "models.utils.config.BaseConfig")]):
+        data = read_torch(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, not a pytorch_GAN_zoo checkpoint dict")
+    config = data.get("config")
+    if isinstance(config, ZooConfig):
+        data = {**data, "config": _plain(vars(config))}
+    return data
+
+
+READERS = {"torch": read_torch, "nvidia-pickle": read_nvidia_pickle, "pytorch-gan-zoo": read_gan_zoo}
+FORMATS = {
+    "torch": "torch.save file of tensors",
+    "nvidia-pickle": "NVIDIA network pickle",
+    "pytorch-gan-zoo": "pytorch_GAN_zoo checkpoint",
+}
 
 
 class UpstreamFormatError(ValueError):

@@ -20,7 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 # Lightning warns that a mid-epoch resume is inexact unless the DataLoader is stateful; ResumableSampler
 # makes it exact without that interface.
@@ -152,6 +152,73 @@ class ResumableSampler(DistributedSampler):
         return iter([(self.epoch, i) for i in indices[skip:]] if self.with_epoch else indices[skip:])
 
 
+class ScheduledBatchSampler(Sampler[list]):
+    """This process's batches, each as large as the model's schedule says at that point of training:
+    ``batch_size_at(images)`` (per process), where ``images`` counts the images of all ``world`` processes so far;
+    ProGAN's batch size per stage. Batches are cut from passes over ``sampler`` (pass ``p`` is its epoch ``p``;
+    the last incomplete batch of a pass is dropped), one after another without end: Lightning sees one endless
+    epoch, and training ends by its limits (``StopAt``, ``max_steps``).
+
+    Where the stream stands is a function of the clock alone, replayed from 0: a run resumed at ``images`` carries
+    on with the pass, and the batch within it, that an uninterrupted run would be at.
+    """
+
+    def __init__(self, sampler: ResumableSampler, batch_size_at: Callable[[int], int], world: int, images: int) -> None:
+        self.sampler, self.batch_size_at, self.world, self.images = sampler, batch_size_at, world, images
+
+    def plan(self, images: int) -> list[int]:
+        """The batch sizes of a pass that starts at ``images``."""
+        sizes, used, n = [], 0, self.sampler.num_samples
+        while True:
+            b = int(self.batch_size_at(images))
+            if b < 1:
+                raise ValueError(f"the schedule asks for a batch of {b} images at {images} images seen")
+            if used + b > n:
+                if not sizes:
+                    raise ValueError(f"a batch of {b} is more than this process's {n} images of the data")
+                return sizes
+            sizes.append(b)
+            used, images = used + b, images + b * self.world
+
+    def position(self, images: int) -> tuple[int, int, int]:
+        """``(pass, clock at its start, batches of it done)`` at ``images``."""
+        p, start = 0, 0
+        while True:
+            sizes = self.plan(start)
+            done, clock = 0, start
+            while done < len(sizes) and clock < images:
+                clock, done = clock + sizes[done] * self.world, done + 1
+            if clock == images and done < len(sizes):
+                return p, start, done
+            if clock > images:
+                raise RuntimeError(f"the clock ({images} images) does not fall on a batch of this data's schedule: "
+                                   "resume with the data the run was trained on")  # fmt: skip
+            p, start = p + 1, clock
+
+    def __iter__(self) -> Iterator[list]:
+        p, start, done = self.position(self.images)
+        while True:
+            sizes = self.plan(start)
+            self.sampler.set_epoch(p)
+            self.sampler.skip = sum(sizes[:done])
+            indices = list(self.sampler)
+            offset = 0
+            for b in sizes[done:]:
+                yield indices[offset : offset + b]
+                offset += b
+            p, start, done = p + 1, start + sum(sizes) * self.world, 0
+
+
+class _ScheduledLoader(DataLoader):
+    """A DataLoader of a :class:`ScheduledBatchSampler` whose ``sampler`` is the ResumableSampler that batch
+    sampler draws from: Lightning gives every loader without a DistributedSampler one of its own under DDP, which
+    would replace this process's shard and the skip of a resumed run."""
+
+    def __init__(self, dataset: Dataset, batch_sampler: ScheduledBatchSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
+        object.__setattr__(self, "sampler", batch_sampler.sampler)  # DataLoader forbids setting it after __init__
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base of every source: builds the dataset of a split and serves shuffled, full batches for training.
 
@@ -188,6 +255,9 @@ class ImageDataModule(L.LightningDataModule):
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank)
+        gan = trainer.lightning_module if trainer is not None else None
+        if gan is not None and getattr(gan, "batch_size_at", lambda images: None)(gan.images_seen) is not None:
+            return self._scheduled_loader(dataset, sampler, gan)
         if trainer is not None and trainer.fit_loop.restarting:
             # Resuming mid-epoch: skip what this process consumed before the checkpoint. "processed", not
             # "completed": a checkpoint written in on_train_batch_end has not yet counted that batch completed.
@@ -198,6 +268,19 @@ class ImageDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            generator=sampler.loader_generator,
+        )
+
+    def _scheduled_loader(self, dataset: Dataset, sampler: ResumableSampler, gan: Any) -> DataLoader:
+        """Batches whose size follows ``gan.batch_size_at`` (see :class:`ScheduledBatchSampler`); ``batch_size``
+        is not used."""
+        batches = ScheduledBatchSampler(sampler, gan.batch_size_at, self.trainer.world_size, gan.images_seen)
+        return _ScheduledLoader(
+            dataset,
+            batch_sampler=batches,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

@@ -103,6 +103,16 @@ class GAN(L.LightningModule):
         and loads the state strictly."""
         raise NotImplementedError(f"{cls.__name__} has no converter for upstream weights")
 
+    def batch_size_at(self, images_seen: int) -> int | None:
+        """The per-process batch size the training data should serve once ``images_seen`` images (all processes)
+        have been seen, or ``None`` for the data module's own. A variant whose batch size follows its schedule
+        (ProGAN's per stage) returns it, and :class:`ganzoo.data.ImageDataModule` serves it."""
+        return None
+
+    def adapt_to_state(self, state: dict[str, Tensor]) -> None:
+        """Reshape the model to fit ``state`` before it loads (a checkpoint's or a model folder's): a no-op unless
+        the networks change size in training (ProGAN grows to the state's stage)."""
+
     def preview(self, n: int = 64, seed: int = 0) -> tuple[Tensor, int | None]:
         """What the model makes, as images ``[N, C, H, W]`` in [-1, 1] and the grid's images per row (``None``: a
         near-square grid), the same for the same ``seed``: the sample grid of ``save_pretrained``, the card and
@@ -452,6 +462,7 @@ class GAN(L.LightningModule):
         checkpoint["ganzoo"] = state
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.adapt_to_state(checkpoint.get("state_dict", {}))
         state = checkpoint.get("ganzoo", {})
         self.load_training_state(state)
         self._rng_to_restore = state.get("rng")

@@ -413,6 +413,7 @@ def load_state_strict(
     ``parts`` (a folder's ``config.json``) are the networks the file holds: those load strictly, the model's other
     parts keep their fresh initialisation and are recorded in ``gan.untrained_parts``.
     """
+    gan.adapt_to_state(state)
     expected = gan.state_dict()
     fresh = set()
     if parts is not None:
@@ -489,6 +490,14 @@ def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+        # A torch.hub-style name ("celebaHQ_s6_i80000-6196db68.pth") carries the first hex digits of its sha256
+        # (a letter among them, so that a date or an iteration count is not taken for one).
+        prefix = re.search(r"-((?=[0-9]*[a-f])[0-9a-f]{8,64})\.[A-Za-z0-9]+$", url.rsplit("/", 1)[-1])
+        if sha256 is None and prefix and not digest.hexdigest().startswith(prefix.group(1)):
+            raise CheckpointError(
+                f"{url}: the download's sha256 is {digest.hexdigest()}, not starting with the {prefix.group(1)} its "
+                "name carries: it is damaged or the file changed upstream; nothing was kept"
+            )
         if sha256 is not None and digest.hexdigest() != sha256:
             raise CheckpointError(
                 f"{url}: the download's sha256 is {digest.hexdigest()}, not the pinned {sha256}: it is damaged or "

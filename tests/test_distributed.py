@@ -20,6 +20,7 @@ REGULARISED = {
     "wgan": {"lipschitz": "gp", "n_critic": 3},
     "pix2pix": {"norm": "batch", "dropout": True},  # batch-norm buffers in G and D; dropout draws per rank
     "cyclegan": {"pool_size": 4, "lambda_identity": 0.5, "dropout": True},  # history pools, identity loss
+    "progan": {"gp_weight": 10.0, "drift_weight": 0.001, "mbstd": True},  # grows and fades within the run
     "stylegan2": {"r1_gamma": 1.0, "pl_weight": 2.0, "d_reg_interval": 2, "g_reg_interval": 2,
                   "style_mixing_prob": 0.9, "augment": "color,translation,cutout", "mbstd_group_size": 2},
 }  # fmt: skip
@@ -112,7 +113,7 @@ def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["dcgan", "stylegan2", "cyclegan"])
+@pytest.mark.parametrize("variant", ["dcgan", "stylegan2", "cyclegan", "progan"])
 def test_two_rank_resume_is_exact(variant, tmp_path):
     """2 ranks: 3 batches, stop, resume to 6 == 6 straight (every rank's weights, optimizers, RNG and draws; for
     CycleGAN every rank's own history pools, which its discriminators see from the third batch on, and its

@@ -457,7 +457,18 @@ def test_download_url_verifies_keeps_and_reports(tmp_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/weights.pt"
+    # A torch.hub-style name carries the head of its sha256 (pytorch_GAN_zoo's "celebaHQ_s6_i80000-6196db68.pth").
+    (served / f"named-{digest[:8]}.pth").write_bytes(payload)
+    (served / "named-0000000a.pth").write_bytes(payload)
+    (served / "snapshot-20240101.pth").write_bytes(payload)  # digits only: a date, not a hash
     try:
+        named = url.replace("weights.pt", f"named-{digest[:8]}.pth")
+        assert download_url(named, tmp_path / "named.pth", progress=False).read_bytes() == payload
+        with pytest.raises(CheckpointError, match="not starting with the 0000000a its name carries"):
+            download_url(url.replace("weights.pt", "named-0000000a.pth"), tmp_path / "bad.pth", progress=False)
+        assert not (tmp_path / "bad.pth").exists()
+        dated = url.replace("weights.pt", "snapshot-20240101.pth")
+        assert download_url(dated, tmp_path / "dated.pth", progress=False).read_bytes() == payload
         target = tmp_path / "cache" / "weights.pt"
         with pytest.raises(CheckpointError, match="not the pinned"):
             download_url(url, target, sha256="0" * 64, progress=False)

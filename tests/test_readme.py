@@ -63,10 +63,12 @@ def prepare(lang: str, code: str) -> str:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """The reader's folder: their own recipe, image folders to compare, a photo, a folder of maps, an NVIDIA
-    snapshot and a junyanz generator of their own (upstream layouts, from ../shared/fixtures)."""
+    snapshot, a junyanz generator and a pytorch_GAN_zoo file of their own (upstream layouts, from
+    ../shared/fixtures)."""
     work = tmp_path_factory.mktemp("readme")
     shutil.copy(REPO / "recipes" / "dcgan-mnist.yaml", work / "my-recipe.yaml")
     shutil.copy(fixture_path("network-snapshot.pkl"), work / "network-snapshot-001000.pkl")
+    shutil.copy(fixture_path("progan_32px_hub.pth"), work / "celebaHQ_s6_i80000-6196db68.pth")  # a zoo file of theirs
     unet = torch.load(fixture_path("pix2pix_unet128.pt"), weights_only=True)["state_dict"]
     torch.save(unet, work / "latest_net_G.pth")  # a junyanz generator file of their own (the fixture's weights)
     Image.new("RGB", (300, 200), (90, 120, 60)).save(work / "photo.jpg")

@@ -1,8 +1,9 @@
 """The throughput benchmark compares like with like: the hand-written plain loops in benchmarks/throughput.py train
 exactly what ganzoo's loop trains (same steps, losses, schedules, pools and EMA), so their ratio measures ganzoo's
 overhead and nothing else. Checked for the translators, whose only randomness (dropout, the history pools) comes
-from the global generator; the latent variants draw their latents from a seeded stream of their own
-(``GAN.training_latents``), which the plain loops replace by ``torch.randn``."""
+from the global generator, and for ProGAN at its final stage with its latents drawn from the global generator too
+(ganzoo's latent variants draw them from a seeded stream of their own, ``GAN.training_latents``, which the plain
+loops replace by ``torch.randn``)."""
 
 import importlib.util
 import sys
@@ -27,15 +28,18 @@ THROUGHPUT = throughput_module()
 EXTRA = {
     "pix2pix": dict(lr_constant_kimg=0.004, lr_decay_kimg=0.008, ema_kimg=0.01),
     "cyclegan": dict(lr_constant_kimg=0.004, lr_decay_kimg=0.008, ema_kimg=0.01, lambda_identity=0.5, pool_size=3),
+    "progan": dict(drift_weight=0.5),  # a drift weight large enough to show
 }
 
 
-@pytest.mark.parametrize("variant", ["pix2pix", "cyclegan"])
-def test_the_plain_loop_trains_exactly_what_ganzoo_trains(variant):
+@pytest.mark.parametrize("variant", ["pix2pix", "cyclegan", "progan"])
+def test_the_plain_loop_trains_exactly_what_ganzoo_trains(variant, monkeypatch):
     info = registry.get_variant(variant)
     hparams = {**info.tiny, **EXTRA.get(variant, {})}
     torch.manual_seed(0)
-    base = registry.create(variant, **hparams)
+    base = THROUGHPUT.at_final_stage(registry.create(variant, **hparams))
+    if variant == "progan":
+        monkeypatch.setattr(type(base), "training_latents", lambda self, n: torch.randn(n, self.hparams.latent_dim))
     size = int(base.hparams.image_size)
     recipe = THROUGHPUT.Recipe("test", variant, hparams, batch_size=4, image_size=size)
     batches = THROUGHPUT.make_batches(base, recipe, 6, "cpu")
