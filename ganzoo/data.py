@@ -152,39 +152,45 @@ class ResumableSampler(DistributedSampler):
         return iter([(self.epoch, i) for i in indices[skip:]] if self.with_epoch else indices[skip:])
 
 
+Schedule = Callable[[int], "tuple[int | None, int | None]"]
+
+
 class ScheduledBatchSampler(Sampler[list]):
-    """This process's batches, each as large as the model's schedule says at that point of training:
-    ``batch_size_at(images)`` (per process), where ``images`` counts the images of all ``world`` processes so far;
-    ProGAN's batch size per stage. Batches are cut from passes over ``sampler`` (pass ``p`` is its epoch ``p``;
-    the last incomplete batch of a pass is dropped), one after another without end: Lightning sees one endless
-    epoch, and training ends by its limits (``StopAt``, ``max_steps``).
+    """This process's batches, each as the model's schedule says at that point of training: ``schedule(images)``
+    gives ``(batch size per process, image side)`` (``None``: ``batch_size``, the data's own size), where
+    ``images`` counts the images of all ``world`` processes so far; ProGAN's batch size and resolution per stage.
+    Each index comes with its image side, ``(index, side)``, for :class:`AtSize`. Batches are cut from passes over
+    ``sampler`` (pass ``p`` is its epoch ``p``; the last incomplete batch of a pass is dropped), one after another
+    without end: Lightning sees one endless epoch, and training ends by its limits (``StopAt``, ``max_steps``).
 
     Where the stream stands is a function of the clock alone, replayed from 0: a run resumed at ``images`` carries
     on with the pass, and the batch within it, that an uninterrupted run would be at.
     """
 
-    def __init__(self, sampler: ResumableSampler, batch_size_at: Callable[[int], int], world: int, images: int) -> None:
-        self.sampler, self.batch_size_at, self.world, self.images = sampler, batch_size_at, world, images
+    def __init__(self, sampler: ResumableSampler, schedule: Schedule, batch_size: int, world: int, images: int) -> None:
+        self.sampler, self.schedule, self.batch_size = sampler, schedule, batch_size
+        self.world, self.images = world, images
 
-    def plan(self, images: int) -> list[int]:
-        """The batch sizes of a pass that starts at ``images``."""
-        sizes, used, n = [], 0, self.sampler.num_samples
+    def plan(self, images: int) -> list[tuple[int, int | None]]:
+        """The ``(batch size, image side)`` of each batch of a pass that starts at ``images``."""
+        batches, used, n = [], 0, self.sampler.num_samples
         while True:
-            b = int(self.batch_size_at(images))
+            b, side = self.schedule(images)
+            b = int(b or self.batch_size)
             if b < 1:
                 raise ValueError(f"the schedule asks for a batch of {b} images at {images} images seen")
             if used + b > n:
-                if not sizes:
+                if not batches:
                     raise ValueError(f"a batch of {b} is more than this process's {n} images of the data")
-                return sizes
-            sizes.append(b)
+                return batches
+            batches.append((b, side))
             used, images = used + b, images + b * self.world
 
     def position(self, images: int) -> tuple[int, int, int]:
         """``(pass, clock at its start, batches of it done)`` at ``images``."""
         p, start = 0, 0
         while True:
-            sizes = self.plan(start)
+            sizes = [b for b, _ in self.plan(start)]
             done, clock = 0, start
             while done < len(sizes) and clock < images:
                 clock, done = clock + sizes[done] * self.world, done + 1
@@ -198,15 +204,36 @@ class ScheduledBatchSampler(Sampler[list]):
     def __iter__(self) -> Iterator[list]:
         p, start, done = self.position(self.images)
         while True:
-            sizes = self.plan(start)
+            batches = self.plan(start)
             self.sampler.set_epoch(p)
-            self.sampler.skip = sum(sizes[:done])
+            self.sampler.skip = sum(b for b, _ in batches[:done])
             indices = list(self.sampler)
             offset = 0
-            for b in sizes[done:]:
-                yield indices[offset : offset + b]
+            for b, side in batches[done:]:
+                yield [(i, side) for i in indices[offset : offset + b]]
                 offset += b
-            p, start, done = p + 1, start + sum(sizes) * self.world, 0
+            p, start, done = p + 1, start + sum(b for b, _ in batches) * self.world, 0
+
+
+class AtSize(Dataset):
+    """``dataset`` read by ``(key, side)``: its item ``key`` with the image box-filtered (mean over blocks) to
+    ``side`` x ``side`` (``None``: as it is). What :class:`ScheduledBatchSampler`'s indices are read through."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[Any, int | None]) -> tuple:
+        index, side = key
+        image, *rest = self.dataset[index]
+        if side is not None and image.shape[-1] != side:
+            factor = image.shape[-1] // side
+            if factor * side != image.shape[-1]:
+                raise ValueError(f"images of side {image.shape[-1]} cannot be box-filtered to {side}")
+            image = F.avg_pool2d(image[None], factor)[0]
+        return (image, *rest)
 
 
 class _ScheduledLoader(DataLoader):
@@ -256,7 +283,7 @@ class ImageDataModule(L.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         sampler = ResumableSampler(dataset, num_replicas=world, rank=rank)
         gan = trainer.lightning_module if trainer is not None else None
-        if gan is not None and getattr(gan, "batch_size_at", lambda images: None)(gan.images_seen) is not None:
+        if gan is not None and getattr(gan, "data_schedule", lambda images: None)(gan.images_seen) is not None:
             return self._scheduled_loader(dataset, sampler, gan)
         if trainer is not None and trainer.fit_loop.restarting:
             # Resuming mid-epoch: skip what this process consumed before the checkpoint. "processed", not
@@ -275,11 +302,11 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def _scheduled_loader(self, dataset: Dataset, sampler: ResumableSampler, gan: Any) -> DataLoader:
-        """Batches whose size follows ``gan.batch_size_at`` (see :class:`ScheduledBatchSampler`); ``batch_size``
-        is not used."""
-        batches = ScheduledBatchSampler(sampler, gan.batch_size_at, self.trainer.world_size, gan.images_seen)
+        """Batches whose size and image size follow ``gan.data_schedule`` (see :class:`ScheduledBatchSampler`)."""
+        world = self.trainer.world_size
+        batches = ScheduledBatchSampler(sampler, gan.data_schedule, self.batch_size, world, gan.images_seen)
         return _ScheduledLoader(
-            dataset,
+            AtSize(dataset),
             batch_sampler=batches,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -103,10 +103,11 @@ class GAN(L.LightningModule):
         and loads the state strictly."""
         raise NotImplementedError(f"{cls.__name__} has no converter for upstream weights")
 
-    def batch_size_at(self, images_seen: int) -> int | None:
-        """The per-process batch size the training data should serve once ``images_seen`` images (all processes)
-        have been seen, or ``None`` for the data module's own. A variant whose batch size follows its schedule
-        (ProGAN's per stage) returns it, and :class:`ganzoo.data.ImageDataModule` serves it."""
+    def data_schedule(self, images_seen: int) -> tuple[int | None, int | None] | None:
+        """What the training data should serve once ``images_seen`` images (all processes) have been seen:
+        ``(batch size per process, image side)``, ``None`` in either for the data module's own; or ``None`` for a
+        model without a schedule (all but ProGAN, whose batch size and resolution follow its stage).
+        :class:`ganzoo.data.ImageDataModule` serves it (see :class:`ganzoo.data.ScheduledBatchSampler`)."""
         return None
 
     def adapt_to_state(self, state: dict[str, Tensor]) -> None:

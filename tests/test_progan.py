@@ -155,6 +155,32 @@ def test_the_schedule_runs_stage_by_stage_on_the_images_seen():
     ]  # fmt: skip
 
 
+def test_growing_at_alpha_0_changes_neither_network_and_the_reals_fade_alike():
+    """The fade starts where the last stage ended: right after growing, at alpha 0, G's output is the previous
+    stage's upsampled (nearest) and D scores an image as the previous D scores it downsampled (2x2 mean); the reals
+    are the data box-filtered to the stage's size and faded the same way."""
+    import torch.nn.functional as F
+
+    gan = build()
+    gan.grow()
+    gan.set_alpha(1.0)
+    z, x = torch.randn(4, 8), torch.rand(4, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        before_g, before_d = gan.generator(z), gan.discriminator(F.interpolate(x, size=8, mode="area"))
+        gan.grow()
+        gan.set_alpha(0.0)
+        torch.testing.assert_close(gan.generator(z), F.interpolate(before_g, scale_factor=2, mode="nearest"))
+        torch.testing.assert_close(gan.discriminator(x), before_d)
+        gan.set_alpha(0.25)
+        assert not torch.allclose(gan.generator(z), F.interpolate(before_g, scale_factor=2, mode="nearest"))
+    gan = build()
+    gan.grow()
+    gan.set_alpha(0.25)
+    low = F.interpolate(F.interpolate(x, size=4, mode="area"), size=8, mode="nearest")
+    expected = 0.25 * F.interpolate(x, size=8, mode="area") + 0.75 * low
+    torch.testing.assert_close(gan.reals_at_stage(x), expected)
+
+
 def test_fitting_grows_twice_and_trains_every_layer_the_stage_uses():
     gan = build()
     seen = []
@@ -245,19 +271,19 @@ def test_the_shipped_model_shows_its_stages_and_samples_at_its_final_resolution(
 
 
 def test_the_batch_size_follows_the_stage_and_a_resume_mid_epoch_stays_exact(tmp_path):
-    """batch_sizes [8, 4, 2]: the data serves 8 at 4x4, 4 at 8x8, 2 at 16x16, in passes of 40 images whatever the
-    sizes; runs stopped within a pass at each size, and at a pass's last batch, resume to the straight run's state,
-    also when resumed twice."""
+    """batch_sizes [8, 4, 2]: the data serves 8 images of 4x4, then 4 of 8x8, then 2 of 16x16, in passes of 40
+    images whatever the sizes; runs stopped within a pass at each size, and at a pass's last batch, resume to the
+    straight run's state, also when resumed twice."""
     sizes = []
 
     class Sizes(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            sizes.append(len(batch[0]))
+            sizes.append(tuple(batch[0].shape[i] for i in (0, -1)))
 
     straight = build(batch_sizes=[8, 4, 2])
     tr = trainer(tmp_path / "straight", [StopAt(batches=16), Sizes()])
     tr.fit(straight, data())
-    assert sizes == [8] + [4] * 6 + [2] * 9
+    assert sizes == [(8, 4)] + [(4, 8)] * 6 + [(2, 16)] * 9  # (batch, side): served at the stage's resolution
     assert straight.images_seen == 40 + 10
     expected = snapshot(straight, tr)
     for stop in (4, 11, 13):

@@ -38,7 +38,8 @@ the old ones. Layers that a stage no longer uses (the ``to_rgb``/``from_rgb`` of
 previous one once the fade is over) are frozen, so that ``gan_ddp``, which re-wraps the networks whenever the
 trainable set changes, never sees an unused parameter. A checkpoint holds the networks at their current size; the
 module grows to the size of the state it loads (:meth:`GAN.adapt_to_state`), so a run stopped mid-fade resumes
-exactly.
+exactly. The data module serves each stage's resolution, and with ``batch_sizes`` its batch size, as the paper
+lowers it when the resolution grows (:meth:`ProGAN.data_schedule`, :class:`ganzoo.data.ScheduledBatchSampler`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,40 @@ def _init_(params: Sequence[nn.Parameter], generator: torch.Generator) -> None:
                 p.zero_()
 
 
-class Generator(nn.Module):
+class _Growing(nn.Module):
+    """What G and D share: ``blocks`` (one per stage after 4x4), a 1x1 RGB layer per stage (``to_rgb`` or
+    ``from_rgb``), ``alpha``, and :meth:`grow`."""
+
+    channels: list[int]
+    blocks: nn.ModuleList
+    conv0: EqualizedConv2d
+
+    @property
+    def stage(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def rgb(self) -> nn.ModuleList:
+        raise NotImplementedError
+
+    def new_stage(self, s: int) -> tuple[nn.ModuleList, EqualizedConv2d]:
+        """The block and the RGB layer of stage ``s``."""
+        raise NotImplementedError
+
+    def grow(self) -> list[nn.Parameter]:
+        """Add the next stage; returns its parameters."""
+        s = self.stage + 1
+        if s >= len(self.channels):
+            side = 4 * 2 ** (s - 1)
+            raise ValueError(f"the {type(self).__name__.lower()} is at its final stage ({s - 1}: {side}x{side})")
+        block, rgb = self.new_stage(s)
+        device = self.conv0.weight.device
+        self.blocks.append(block.to(device))
+        self.rgb.append(rgb.to(device))
+        return [*block.parameters(), *rgb.parameters()]
+
+
+class Generator(_Growing):
     """``z [N, latent_dim]`` -> images ``[N, image_channels, 4 * 2**stage, 4 * 2**stage]``.
 
     ``channels[s]`` is the width at stage ``s`` (resolution ``4 * 2**s``); the network holds stages ``0..stage``
@@ -108,22 +142,12 @@ class Generator(nn.Module):
         self.to_rgb = nn.ModuleList([_conv(c0, image_channels, 1)])
 
     @property
-    def stage(self) -> int:
-        return len(self.blocks)
+    def rgb(self) -> nn.ModuleList:
+        return self.to_rgb
 
-    def grow(self) -> list[nn.Parameter]:
-        """Add the next stage; returns its parameters."""
-        s = self.stage + 1
-        if s >= len(self.channels):
-            raise ValueError(f"the generator is at its final stage ({s - 1}, {4 * 2 ** (s - 1)}x{4 * 2 ** (s - 1)})")
-        block = nn.ModuleList(
-            [_conv(self.channels[s - 1], self.channels[s], 3), _conv(self.channels[s], self.channels[s], 3)]
-        )
-        rgb = _conv(self.channels[s], self.image_channels, 1)
-        device = self.conv0.weight.device
-        self.blocks.append(block.to(device))
-        self.to_rgb.append(rgb.to(device))
-        return [*block.parameters(), *rgb.parameters()]
+    def new_stage(self, s: int) -> tuple[nn.ModuleList, EqualizedConv2d]:
+        c_in, c = self.channels[s - 1], self.channels[s]
+        return nn.ModuleList([_conv(c_in, c, 3), _conv(c, c, 3)]), _conv(c, self.image_channels, 1)
 
     def _act_norm(self, x: Tensor) -> Tensor:
         x = F.leaky_relu(x, self.leak)
@@ -147,7 +171,7 @@ class Generator(nn.Module):
         return torch.tanh(x) if self.output_activation == "tanh" else x
 
 
-class Discriminator(nn.Module):
+class Discriminator(_Growing):
     """Images at the current stage's resolution -> one score per image ``[N, 1]``.
 
     Layout: ``from_rgb.{s}`` (1x1), ``blocks.{s-1}`` (two 3x3 convs, then 2x2 average pooling), the minibatch std
@@ -170,22 +194,12 @@ class Discriminator(nn.Module):
         self.out = _linear(c0, 1)
 
     @property
-    def stage(self) -> int:
-        return len(self.blocks)
+    def rgb(self) -> nn.ModuleList:
+        return self.from_rgb
 
-    def grow(self) -> list[nn.Parameter]:
-        """Add the next stage; returns its parameters."""
-        s = self.stage + 1
-        if s >= len(self.channels):
-            raise ValueError(f"the discriminator is at its final stage ({s - 1})")
-        block = nn.ModuleList(
-            [_conv(self.channels[s], self.channels[s], 3), _conv(self.channels[s], self.channels[s - 1], 3)]
-        )
-        rgb = _conv(self.image_channels, self.channels[s], 1)
-        device = self.conv0.weight.device
-        self.blocks.append(block.to(device))
-        self.from_rgb.append(rgb.to(device))
-        return [*block.parameters(), *rgb.parameters()]
+    def new_stage(self, s: int) -> tuple[nn.ModuleList, EqualizedConv2d]:
+        c, c_out = self.channels[s], self.channels[s - 1]
+        return nn.ModuleList([_conv(c, c, 3), _conv(c, c_out, 3)]), _conv(self.image_channels, c, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         act = lambda t: F.leaky_relu(t, self.leak)  # noqa: E731
@@ -329,10 +343,11 @@ class ProGAN(LatentGAN):
             start += fade + self.stables[s]
         return rows
 
-    def batch_size_at(self, images_seen: int) -> int | None:
-        """The stage's batch size (``batch_sizes``) at ``images_seen``; ``None`` without ``batch_sizes``."""
+    def data_schedule(self, images_seen: int) -> tuple[int | None, int | None]:
+        """The stage's batch size (``batch_sizes``; ``None`` without: the data module's) and resolution."""
+        stage, _ = self.schedule(images_seen)
         sizes = self.hparams.get("batch_sizes")
-        return sizes[self.schedule(images_seen)[0]] if sizes else None
+        return (sizes[stage] if sizes else None), 4 * 2**stage
 
     def training_state(self) -> dict[str, Any]:
         """The base's record, plus where the growth is (``ganzoo info`` shows it) and the whole schedule."""
@@ -361,8 +376,8 @@ class ProGAN(LatentGAN):
         nets = [self.generator, self.discriminator] + ([self.generator_ema] if self.generator_ema is not None else [])
         for net in nets:
             net.alpha = self._alpha
-        for rgb_layers in (self.generator.to_rgb, self.discriminator.from_rgb):
-            for i, layer in enumerate(rgb_layers):
+        for net in (self.generator, self.discriminator):
+            for i, layer in enumerate(net.rgb):
                 used = i == self.stage or (i == self.stage - 1 and self._alpha < 1)
                 layer.requires_grad_(used)
 
@@ -397,7 +412,7 @@ class ProGAN(LatentGAN):
         hp = self.hparams
         optimizers = []
         for net in (self.generator, self.discriminator):
-            rgb = net.to_rgb if net is self.generator else net.from_rgb
+            rgb = net.rgb
             base = [p for name, p in net.named_parameters() if not name.startswith(("blocks.", "to_rgb.", "from_rgb."))]
             # One parameter group per stage, as growing appends them, so a resumed optimizer's state lines up.
             groups = [{"params": base + list(rgb[0].parameters())}]
@@ -411,7 +426,8 @@ class ProGAN(LatentGAN):
         return torch.randn(n, self.hparams.latent_dim, generator=generator)
 
     def reals_at_stage(self, real: Tensor) -> Tensor:
-        """The data's images at the current resolution (box-filtered), faded like the networks."""
+        """The data's images at the current resolution (box-filtered here when a loader serves them larger than the
+        stage's; ganzoo's data modules serve them at it), faded like the networks."""
         factor = real.shape[-1] // self.resolution
         if factor > 1:
             real = F.avg_pool2d(real, factor)
