@@ -87,6 +87,21 @@ def test_zoo_files_in_both_serialisations_and_both_key_layouts_load_exactly(refe
     assert_matches_zoo(ganzoo.from_upstream(path, variant="progan"), reference)
 
 
+def test_a_converted_zoo_model_fine_tunes_at_its_final_resolution(tmp_path):
+    """Its growing is over (its schedule starts at the last stage): the data come at 32x32 and every layer that
+    stage uses trains; a model whose schedule lags its stage is refused with what to set."""
+    gan = ganzoo.from_upstream(fixture_path(HUB_FILE), variant="progan")
+    before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
+    trainer(tmp_path, [StopAt(batches=1)]).fit(
+        gan, Synthetic(num_images=16, image_size=32, image_channels=3, batch_size=8)
+    )
+    assert gan.stage == 3 and not torch.equal(before["blocks.2.1.weight"], gan.generator.blocks[2][1].weight)
+    lagging = build()
+    lagging.grow()
+    with pytest.raises(RuntimeError, match="at stage 1 .*schedule puts 0 images seen at stage 0"):
+        trainer(tmp_path, [StopAt(batches=1)]).fit(lagging, data())
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("touch PWNED",))

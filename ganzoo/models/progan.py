@@ -398,6 +398,12 @@ class ProGAN(LatentGAN):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)
         stage, alpha = self.schedule(self.images_seen)
+        if stage < self.stage:
+            raise RuntimeError(
+                f"this ProGAN is at stage {self.stage} ({self.resolution}x{self.resolution}), but its schedule puts "
+                f"{self.images_seen} images seen at stage {stage}: to train it further, give it a schedule that has "
+                "reached its stage by then (fade_kimg=0, stable_kimg=0 for a finished model)"
+            )
         before = (self.stage, self._trainable())
         while self.stage < stage:
             # The new layers' weights come from the latent stream's RNG: the same on every process and, restored
@@ -503,6 +509,9 @@ class ProGAN(LatentGAN):
             "mbstd": bool(config.get("miniBatchStdDev", False)),
             "output_activation": "tanh" if loss in ("MSE", "DCGAN") else None,
             "ema_kimg": 11.1,  # the zoo's decay of 0.999 per step of 16 images
+            # Its growing is over: a fine-tune trains at its final resolution.
+            "fade_kimg": 0.0,
+            "stable_kimg": 0.0,
         }
         if float(config.get("leakyReluLeak", 0.2)) != 0.2:
             raise ValueError(f"this zoo model uses a leaky ReLU slope of {config['leakyReluLeak']}; ganzoo's is 0.2")
