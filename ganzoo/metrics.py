@@ -564,7 +564,7 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
     Returns:
         ``{"l1", "psnr", "ssim"}``, each ``[N]``; L1 is on the [-1, 1] scale of the inputs.
     """
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    from torchmetrics.functional.image import peak_signal_noise_ratio
 
     if output.shape != target.shape or output.ndim != 4:
         raise ValueError(f"output {list(output.shape)} and target {list(target.shape)} must be equal [N, C, H, W]")
@@ -581,16 +581,32 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
         out, tgt = out[..., crop:-crop, crop:-crop], tgt[..., crop:-crop, crop:-crop]
     if min(out.shape[-2:]) < 11:
         raise ValueError(f"SSIM's 11x11 window needs images of at least 11x11, got {list(out.shape[-2:])}")
-    # torchmetrics averages the SSIM map over every pixel, windows reaching into its reflection padding included;
-    # the published protocol averages only the windows inside the image: the map without its 5-pixel rim.
-    _, ssim_map = structural_similarity_index_measure(
-        out, tgt, data_range=data_range, reduction="none", return_full_image=True
-    )
     return {
         "l1": (to_uint8(output).double() - to_uint8(target).double()).abs().mean(dim=(1, 2, 3)) / 127.5,
         "psnr": peak_signal_noise_ratio(out, tgt, data_range=data_range, reduction="none", dim=(1, 2, 3)),
-        "ssim": ssim_map[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)),
+        "ssim": ssim(out, tgt, data_range),
     }
+
+
+def ssim(x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """Per-image SSIM of ``[N, C, H, W]`` images over the 11x11 Gaussian windows (sigma 1.5) that lie inside the
+    image (see :func:`paired_metrics`), in the images' dtype. The window is separable: two 1-D passes, 11 times
+    fewer operations than torchmetrics' 2-D one (float64 convolutions are slow on a CPU), the same sums."""
+    g = torch.exp(-((torch.arange(11, dtype=x.dtype, device=x.device) - 5) / 1.5).square() / 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    rows, cols = g.view(1, 1, 1, 11).expand(c, 1, 1, 11), g.view(1, 1, 11, 1).expand(c, 1, 11, 1)
+
+    def window_mean(t: Tensor) -> Tensor:
+        return F.conv2d(F.conv2d(t, rows, groups=c), cols, groups=c)
+
+    mu_x, mu_y = window_mean(x), window_mean(y)
+    var_x = (window_mean(x * x) - mu_x.square()).clamp(min=0)
+    var_y = (window_mean(y * y) - mu_y.square()).clamp(min=0)
+    cov = window_mean(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(1, 2, 3))
 
 
 # --------------------------------------------------------------------------------------------------
