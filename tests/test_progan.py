@@ -256,7 +256,10 @@ def test_a_partly_trained_model_saves_and_loads_at_its_stage_and_alpha(tmp_path)
     gan = build()
     trainer(tmp_path, [StopAt(batches=3)]).fit(gan, data())
     assert (gan.stage, gan._alpha) == (1, 0.5)
-    loaded = ganzoo.load(ganzoo.save_pretrained(gan, tmp_path / "model"))
+    folder = ganzoo.save_pretrained(gan, tmp_path / "model")
+    training = ganzoo.hub.info(str(folder))["training"]  # what `ganzoo info` shows of where the growth is
+    assert (training["stage"], training["resolution"], training["alpha"]) == (1, 8, 0.5)
+    loaded = ganzoo.load(folder)
     assert (loaded.stage, loaded._alpha) == (1, 0.5)
     torch.testing.assert_close(loaded.sample(4, seed=1), gan.sample(4, seed=1), rtol=0, atol=0)
     assert loaded.sample(1).shape[-1] == 8 and loaded.preview(2)[0].shape[-1] == 16  # preview at the final size
