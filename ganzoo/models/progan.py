@@ -559,7 +559,7 @@ register_pretrained(
         "CIFAR-10, from networks of 512 channels trained through stages of 800k images for each fade and each "
         "stable phase (5.6M images through the 32x32 stage). This model is MNIST, not CIFAR-10: at these widths "
         "this 2-core CPU trained 135k images in 11.4 minutes (a 32x32 step of batch 32 at a quarter of the "
-        "paper's width took 1.8 s on one thread), a budget at which digits come out recognisable; CIFAR-10 was "
+        "paper's width took 1.2 s on one thread), a budget at which digits come out recognisable; CIFAR-10 was "
         "not tried at it. It saw 135k images "
         "(2.4% of that schedule). Its IS is not measured here (IS needs the Inception classifier's 1008-way "
         "logits, which the offline Inception file lacks, and means little on digits): read its FID and KID beside "
