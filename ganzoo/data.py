@@ -15,6 +15,7 @@ way: a ``build_dataset(split)`` and the shape they produce.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import tarfile
@@ -30,6 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from ganzoo.registry import IMAGE_TASKS
 
 # Lightning warns that a mid-epoch resume is inexact unless the DataLoader is stateful; ResumableSampler
 # makes it exact without that interface.
@@ -726,7 +729,9 @@ class Synthetic(ImageDataModule):
     """Generated data for tests, no files: each class is a filled disc around its own place on a circle.
 
     Deterministic for a ``seed``; easy enough that a GAN's losses move within a few steps. With ``paired`` the items
-    are translation pairs ``(A, B)``: the discs, and their negatives with the colour channels rotated.
+    are translation pairs ``(A, B)``: the discs, and their negatives with the colour channels rotated; with
+    ``scale > 1`` as well, super-resolution pairs ``(LR, HR)``: the discs shrunk by :func:`bicubic_resize`, and the
+    discs.
     """
 
     def __init__(
@@ -739,8 +744,10 @@ class Synthetic(ImageDataModule):
         num_workers: int = 0,
         seed: int = 0,
         paired: bool = False,
+        scale: int = 1,
     ) -> None:
         super().__init__(batch_size, num_workers, image_size)
+        self.scale = scale
         self.num_images, self.num_classes, self.seed = num_images, num_classes, seed
         self.image_channels, self.paired = image_channels, paired
         self.classes = () if paired else tuple(f"disc{i}" for i in range(num_classes))
@@ -750,12 +757,15 @@ class Synthetic(ImageDataModule):
         """Synthetic data that ``gan`` trains on: its size and channels, its classes, pairs for a translator."""
         hp = gan.hparams
         channels = hp.get("image_channels") or hp.get("input_channels") or hp.get("a_channels") or 3
-        paired = gan.task == "translation"
+        paired, scale = gan.task in IMAGE_TASKS, getattr(gan, "output_scale", 1)
         return cls(num_images=num_images, num_classes=hp.get("num_classes") or 4, image_channels=channels,
-                   image_size=hp["image_size"], batch_size=batch_size, paired=paired, **kwargs)  # fmt: skip
+                   image_size=hp["image_size"], batch_size=batch_size, paired=paired, scale=scale,
+                   **kwargs)  # fmt: skip
 
     def build_dataset(self, split: str) -> Dataset:
         discs = self._discs(split)
+        if self.paired and self.scale > 1:  # super-resolution: (bicubic LR, HR)
+            return PairedImageDataset(bicubic_resize(discs.images, 1 / self.scale), discs.images)
         if self.paired:
             return PairedImageDataset(discs.images, (255 - discs.images).roll(1, dims=1))
         return discs
@@ -774,3 +784,172 @@ class Synthetic(ImageDataModule):
         shade = shade.roll(1) if self.image_channels > 1 else shade
         images = inside[:, None].float() * shade[None, :, None, None] * 255
         return TensorImageDataset(images.round().to(torch.uint8), labels, self.classes)
+
+
+# Super-resolution ------------------------------------------------------------------------------------------------
+
+
+def _cubic(x: Tensor) -> Tensor:
+    """Keys' cubic convolution kernel with ``a = -0.5`` (MATLAB's ``imresize`` bicubic)."""
+    ax = x.abs()
+    ax2, ax3 = ax**2, ax**3
+    near = 1.5 * ax3 - 2.5 * ax2 + 1
+    far = -0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2
+    return torch.where(ax <= 1, near, torch.where(ax <= 2, far, torch.zeros_like(ax)))
+
+
+def _bicubic_weights(in_size: int, out_size: int, scale: float) -> Tensor:
+    """The ``[out_size, in_size]`` matrix of MATLAB's bicubic ``imresize`` along one axis: output pixel ``i`` (1-based)
+    sits at input coordinate ``u = i / scale + (1 - 1 / scale) / 2``; when shrinking, the kernel is stretched by
+    ``1 / scale`` (antialiasing), ``h(x) = scale * cubic(scale * x)``; taps outside the image are mirrored
+    (``symmetric`` padding), and each row is normalised to sum to 1."""
+    shrink = scale < 1
+    width = 4.0 / scale if shrink else 4.0
+    u = torch.arange(1, out_size + 1, dtype=torch.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - width / 2)
+    taps = left[:, None] + torch.arange(math.ceil(width) + 2, dtype=torch.float64)[None]
+    distance = u[:, None] - taps
+    weights = scale * _cubic(scale * distance) if shrink else _cubic(distance)
+    weights = weights / weights.sum(1, keepdim=True)
+    mirrored = torch.cat([torch.arange(in_size), torch.arange(in_size - 1, -1, -1)])
+    index = mirrored[(taps.long() - 1) % (2 * in_size)]
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
+    return matrix.scatter_add_(1, index, weights)
+
+
+def bicubic_resize(images: Tensor, scale: float) -> Tensor:
+    """Resize ``[..., C, H, W]`` images by ``scale`` as MATLAB's ``imresize(x, scale, 'bicubic')`` does: the
+    kernel with ``a = -0.5``, antialiased when shrinking, mirrored borders, in float64, height first then width.
+    A uint8 image is rounded to uint8 after each of the two passes, as MATLAB does for uint8 (the
+    ``LR_bicubic_x4`` images of the SR benchmarks are made this way); a float one is returned unrounded in its
+    dtype. Output sides are ``ceil(scale * side)``."""
+    h, w = images.shape[-2:]
+    out_h, out_w = math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9)
+    rounded = images.dtype == torch.uint8
+    x = torch.einsum("oh,...hw->...ow", _bicubic_weights(h, out_h, scale), images.double())
+    x = x.round_().clamp_(0, 255) if rounded else x
+    x = torch.einsum("pw,...hw->...hp", _bicubic_weights(w, out_w, scale), x)
+    return x.round_().clamp_(0, 255).to(torch.uint8) if rounded else x.to(images.dtype)
+
+
+def dihedral(x: Tensor, k: int) -> Tensor:
+    """The ``k``-th (0..7) of the square's eight symmetries applied to ``[..., H, W]``: ``k % 4`` quarter turns,
+    then a horizontal flip when ``k >= 4``."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+class SRFolder(SeededTransforms):
+    """Super-resolution items ``(LR, HR)`` in [-1, 1].
+
+    Training: a random ``crop_size`` crop of an HR image, one of the eight flips and quarter turns (seeded by epoch
+    and index), and its LR made by :func:`bicubic_resize` to ``1 / scale`` and rounded to uint8, as the benchmark
+    LR images are. Evaluation: the whole HR image cropped to a multiple of ``scale``, and its LR read from
+    ``lr_files`` where given (the benchmark's own), else made the same way.
+
+    ``hr_files`` lists ``(file, half)``: ``half`` ``"left"``/``"right"`` for a half of an AB image (the maps set's
+    aerial photos), ``None`` for a whole file.
+    """
+
+    def __init__(
+        self,
+        hr_files: Sequence[tuple[Path, str | None]],
+        scale: int,
+        crop_size: int | None,
+        train: bool,
+        lr_files: Sequence[Path] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if crop_size is not None and crop_size % scale:
+            raise ValueError(f"crop_size {crop_size} is not a multiple of scale {scale}")
+        self.hr_files, self.lr_files = list(hr_files), list(lr_files) if lr_files else None
+        self.scale, self.crop_size, self.train, self.seed = scale, crop_size, train, seed
+
+    def __len__(self) -> int:
+        return len(self.hr_files)
+
+    def hr(self, index: int) -> Tensor:
+        path, half = self.hr_files[index]
+        x = read_image(path)
+        w = x.shape[-1] // 2
+        x = x if half is None else x[..., :w] if half == "left" else x[..., w : 2 * w]
+        h, w = x.shape[-2:]
+        return x[..., : h - h % self.scale, : w - w % self.scale]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+        index, g = self.rng(key)
+        hr = self.hr(index)
+        if self.train:
+            s, (h, w) = self.crop_size, hr.shape[-2:]
+            if h < s or w < s:
+                raise ValueError(f"{self.hr_files[index][0]} is {w}x{h}: smaller than crop_size {s}")
+            top, left = int(torch.randint(h - s + 1, (), generator=g)), int(torch.randint(w - s + 1, (), generator=g))
+            hr = dihedral(hr[:, top : top + s, left : left + s], int(torch.randint(8, (), generator=g)))
+            lr = bicubic_resize(hr, 1 / self.scale)
+        elif self.lr_files is not None:
+            lr = read_image(self.lr_files[index])
+            if tuple(lr.shape[-2:]) != (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale):
+                raise ValueError(f"{self.lr_files[index]} is not {self.hr_files[index][0]} shrunk {self.scale}x")
+        else:
+            lr = bicubic_resize(hr, 1 / self.scale)
+        return to_unit_range(lr), to_unit_range(hr)
+
+
+SR_BENCHMARKS = ("Set5", "Set14", "BSD100")
+
+
+class SuperResolution(ImageDataModule):
+    """Super-resolution data: ``(LR, HR)`` pairs, HR crops for training, the SR benchmarks for evaluation.
+
+    Training images come from ``train`` folders under the data root: ``"<folder>"`` for a folder of HR images,
+    ``"<folder>:left"`` for the left halves of AB images (the maps set's aerial photos). The test split is
+    ``$GANZOO_DATA/sr/<benchmark>/HR`` with its MATLAB-bicubic ``LR_bicubic_x<scale>`` inputs (Set5, Set14,
+    BSD100); ``val`` is the same. Batches of the test split hold one image (their sizes differ).
+
+    Args:
+        train: the training folders (default: BSD100's 100 HR images and the maps set's 1,096 aerial photos; Set5
+            and Set14 stay unseen, so scores on BSD100 are marked as seen in training).
+        benchmark: the evaluation set.
+        scale: the upscaling factor.
+        crop_size: the HR training crop (the paper's 96).
+    """
+
+    def __init__(
+        self,
+        train: Sequence[str] = ("sr/BSD100/HR", "maps/train:left"),
+        benchmark: str = "Set5",
+        scale: int = 4,
+        crop_size: int = 96,
+        root: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, num_workers, crop_size)
+        self.train, self.benchmark, self.scale, self.crop_size = list(train), benchmark, scale, crop_size
+        self.root, self.seed = root, seed
+
+    def build_dataset(self, split: str) -> SRFolder:
+        root = data_root(self.root)
+        if split == "train":
+            files: list[tuple[Path, str | None]] = []
+            for spec in self.train:
+                folder, _, half = spec.partition(":")
+                if half not in ("", "left", "right"):
+                    raise ValueError(f"train folder {spec!r}: the part after ':' must be 'left' or 'right'")
+                if not (root / folder).is_dir():
+                    raise DataNotFoundError(f"no training folder {root / folder} (from train={spec!r})")
+                files += [(p, half or None) for p in _images(root / folder)]
+            if not files:
+                raise DataNotFoundError(f"no images in the training folders {self.train} under {root}")
+            return SRFolder(files, self.scale, self.crop_size, True, seed=self.seed)
+        folder = root / "sr" / self.benchmark
+        if not (folder / "HR").is_dir():
+            raise DataNotFoundError(f"no {folder / 'HR'}: the SR benchmarks live in $GANZOO_DATA/sr/<name>/HR "
+                                    f"(and LR_bicubic_x<scale>)")  # fmt: skip
+        hr = _images(folder / "HR")
+        lr_folder = folder / f"LR_bicubic_x{self.scale}"
+        lr = [lr_folder / p.name for p in hr] if lr_folder.is_dir() else None
+        if lr is not None and not all(p.is_file() for p in lr):
+            raise DataNotFoundError(f"{lr_folder} lacks some of the LR partners of {folder / 'HR'}")
+        return SRFolder([(p, None) for p in hr], self.scale, None, False, lr, seed=self.seed)

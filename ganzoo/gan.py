@@ -848,8 +848,9 @@ class ImageToImageGAN(GAN):
         return net(x)[..., : h * s, : w * s].float().clamp_(-1.0, 1.0)
 
     def example_inputs(self, n: int, seed: int = 0) -> Tensor:
-        """``n`` inputs for previews when no training inputs are known: smooth random images (seeded)."""
-        size = int(self.hparams.get("image_size", 64))
+        """``n`` inputs for previews when no training inputs are known: smooth random images (seeded), of the
+        size whose output is ``image_size``."""
+        size = int(self.hparams.get("image_size", 64)) // self.output_scale
         g = torch.Generator().manual_seed(seed)
         coarse = torch.rand(n, self.channels("a2b"), 4, 4, generator=g) * 2 - 1
         return nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ganzoo.gan import GAN
 
 TASKS = ("generation", "conditional-generation", "translation", "super-resolution")
+IMAGE_TASKS = ("translation", "super-resolution")  # the generator takes an image (ImageToImageGAN)
 
 
 @dataclass(frozen=True)

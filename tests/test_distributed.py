@@ -21,6 +21,8 @@ REGULARISED = {
     "pix2pix": {"norm": "batch", "dropout": True},  # batch-norm buffers in G and D; dropout draws per rank
     "cyclegan": {"pool_size": 4, "lambda_identity": 0.5, "dropout": True},  # history pools, identity loss
     "progan": {"gp_weight": 10.0, "drift_weight": 0.001, "mbstd": True},  # grows and fades within the run
+    # batch-norm buffers in G and D, the adversarial term, the VGG content loss (random weights: no download)
+    "srgan": {"adversarial_weight": 1e-3, "content_loss": "vgg22", "vgg_pretrained": False},
     "stylegan2": {"r1_gamma": 1.0, "pl_weight": 2.0, "d_reg_interval": 2, "g_reg_interval": 2,
                   "style_mixing_prob": 0.9, "augment": "color,translation,cutout", "mbstd_group_size": 2},
 }  # fmt: skip

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import ganzoo
+from ganzoo import registry
 from ganzoo.callbacks import GANCheckpoint, SampleGrid, StopAt, TrainingOptions
 from ganzoo.data import Synthetic
 from ganzoo.gan import NonFiniteLossError
@@ -174,7 +175,7 @@ trainer:
 
 def data_for(gan) -> Synthetic:
     """The synthetic data a model trains on: ``data()`` for the small latent models, pairs for a translator."""
-    return Synthetic.matching(gan, num_images=32, batch_size=8) if gan.task == "translation" else data()
+    return Synthetic.matching(gan, num_images=32, batch_size=8) if gan.task in registry.IMAGE_TASKS else data()
 
 
 @pytest.mark.parametrize("variant", ["dcgan", "pix2pix", "cyclegan"])

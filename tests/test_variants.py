@@ -21,7 +21,7 @@ def datamodule_for(gan) -> Synthetic:
 
 def outputs(gan, n: int, seed: int) -> torch.Tensor:
     """What the model makes for ``seed``: samples, or the translations of fixed inputs."""
-    if gan.task == "translation":
+    if gan.task in registry.IMAGE_TASKS:
         return gan.translate(gan.example_inputs(n, seed))
     return gan.sample(n, seed=seed)
 
@@ -56,7 +56,7 @@ def test_preview_shape_range_and_finite(variant):
     hp = gan.hparams
     images, _ = gan.preview(5, seed=0)
     channels = hp.get("image_channels") or hp.get("output_channels") or hp.b_channels
-    assert images.shape == (10 if gan.task == "translation" else 5, channels, hp.image_size, hp.image_size)
+    assert images.shape == (10 if gan.task in registry.IMAGE_TASKS else 5, channels, hp.image_size, hp.image_size)
     assert images.dtype == torch.float32
     assert torch.isfinite(images).all()
     assert images.min() >= -1 and images.max() <= 1
