@@ -5,6 +5,10 @@
     python benchmarks/leaderboard.py --only dcgan-mnist   # re-measure some rows, keep the others
     python benchmarks/leaderboard.py --rewrite            # leaderboard.md and the model cards from the JSON only
 
+A super-resolution model is measured the SR literature's way (:func:`ganzoo.metrics.evaluate_super_resolution`:
+PSNR/SSIM on the Y channel, border shaved, on Set5, Set14 and BSD100 from their MATLAB-bicubic LR images), beside
+MATLAB's bicubic as the reference row and the SRGAN paper's figures (another training budget, not ranked).
+
 A translation model (Pix2Pix, CycleGAN) is measured on its data set's reference pairs instead (maps: the 200 val
 pairs at 256x256, every direction it has): L1, PSNR and SSIM of each output against its true target, FID/KID of
 the outputs against the targets. Its table holds trivial translators measured the same way as reference rows: the
@@ -32,7 +36,9 @@ from ganzoo.data import DataNotFoundError, Paired
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH, MD_PATH = HERE / "leaderboard.json", HERE / "leaderboard.md"
-README_PATH, README_TABLE = HERE.parent / "README.md", ("<!-- translation:start -->", "<!-- translation:end -->")
+README_PATH = HERE.parent / "README.md"
+README_TABLES = {"translation": ("<!-- translation:start -->", "<!-- translation:end -->"),
+                 "super-resolution": ("<!-- sr:start -->", "<!-- sr:end -->")}  # fmt: skip
 # Datasets whose real-data row is always measured, used by a model or not.
 ANCHOR_DATASETS = {"cifar10": 32}
 HEADERS = {"fid": "FID-{n}", "fd_dinov2": "FD_DINOv2-{n}", "kid": "KID-{n}", "kd_dinov2": "KD_DINOv2-{n}",
@@ -59,6 +65,19 @@ PUBLISHED = {
     "is biased upwards by the small set (compare the reference rows, not the papers). The pix2pix paper reports "
     "maps only as human judgements (AMT) and per-pixel accuracy, not L1/SSIM.",
 }
+# The SRGAN paper's Table 2 (Y channel, 4 px shaved; Set5 / Set14 / BSD100), from ../shared/METRICS.md section 5.
+SR_PUBLISHED = {
+    "bicubic (paper)": ((28.43, 25.99, 25.94), (None, None, None)),
+    "SRResNet (paper)": ((32.05, 28.49, 27.58), (0.902, 0.818, 0.762)),
+    "SRGAN VGG54 (paper)": ((29.40, 26.02, 25.16), (0.847, 0.740, None)),
+}
+SR_NOTE = (
+    "The paper's rows come from networks trained 1e6 (SRResNet) and 2e5 more (SRGAN) updates of 16 ImageNet crops "
+    "and are measured on the paper's own copies of the benchmarks; they are set beside ganzoo's, not ranked. "
+    "ganzoo's bicubic row is MATLAB's imresize kernel (Keys, a = -0.5, antialiased; ganzoo.data.bicubic_resize) on "
+    "the staged LR images, 28.43 / 26.09 / 25.96 dB against the paper's 28.43 / 25.99 / 25.94 (the staged Set14 "
+    "images differ slightly from the paper's). Scores on a benchmark a model trained on are marked *."
+)
 TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "kid")
 PAIRED = ("l1", "psnr", "ssim")
 
@@ -97,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in write_cards(board):
         print(f"wrote the model card of {name}")
     readme = README_PATH.read_text()
-    if README_TABLE[0] in readme:
-        start, end = readme.index(README_TABLE[0]) + len(README_TABLE[0]), readme.index(README_TABLE[1])
-        README_PATH.write_text(readme[:start] + readme_translation_table(board) + readme[end:])
-        print(f"wrote the translation table of {README_PATH}")
+    for task, table in (("translation", readme_translation_table), ("super-resolution", readme_sr_table)):
+        begin, stop = README_TABLES[task]
+        if begin in readme:
+            start, end = readme.index(begin) + len(begin), readme.index(stop)
+            readme = readme[:start] + table(board) + readme[end:]
+            print(f"wrote the {task} table of {README_PATH}")
+    README_PATH.write_text(readme)
     return 0
 
 
@@ -110,8 +132,19 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
         entries = [e for e in entries if e.name in args.only or set(e.aliases) & set(args.only)]
     rows, skipped, datasets = [], [], dict(ANCHOR_DATASETS) if not args.only else {}
     references: dict[tuple[str, str], Paired] = {}
+    scales: set[int] = set()
     for entry in entries:
         print(f"{entry.name}", flush=True)
+        if registry.get_variant(entry.variant).task == "super-resolution":
+            try:
+                result = metrics.evaluate_super_resolution(entry.name, device=options["device"],
+                                                           progress=options["progress"])  # fmt: skip
+            except (hub.HubError, hub.CheckpointError, DataNotFoundError) as e:
+                skipped.append({"name": entry.name, "reason": str(e).splitlines()[0]})
+                continue
+            rows.append(row(entry.name, "model", f"sr-x{result['protocol']['scale']}", result))
+            scales.add(result["protocol"]["scale"])
+            continue
         if registry.get_variant(entry.variant).task == "translation":
             try:
                 translation_rows = measure_translator(entry, options)
@@ -139,6 +172,15 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
             print(name, flush=True)
             result = metrics.evaluate_translation(translate, data, name=name, **translation_options(options))
             rows.append({**row(name, "reference", dataset, result), "label": label})
+
+    for scale in sorted(scales):
+        name = f"bicubic x{scale} (MATLAB)"
+        if args.only and name in existing:
+            continue
+        print(name, flush=True)
+        result = metrics.evaluate_super_resolution(metrics.bicubic_upscaler(scale), name=name, scale=scale,
+                                                   device=options["device"], progress=options["progress"])  # fmt: skip
+        rows.append({**row(name, "reference", f"sr-x{scale}", result), "label": "bicubic"})
 
     for dataset, size in datasets.items():
         if args.only and f"real: {dataset} train" in existing:
@@ -217,6 +259,9 @@ def markdown(board: dict) -> str:
         p = rows[0]["protocol"]
         if p.get("task") == "translation":
             out += translation_table(key, rows)
+            continue
+        if p.get("task") == "super-resolution":
+            out += sr_table(key, rows)
             continue
         n = p["generated"]["num"]
         tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
@@ -307,6 +352,44 @@ def translation_table(key: str, rows: list[dict]) -> list[str]:
     return [*out, ""]
 
 
+def sr_table(key: str, rows: list[dict]) -> list[str]:
+    """One table of super-resolution at one scale: models ranked by mean PSNR over the benchmarks, the bicubic
+    reference row, then the paper's figures."""
+    p = rows[0]["protocol"]
+    benchmarks = list(p["benchmarks"])
+    mean_psnr = lambda r: sum(r["metrics"][f"psnr/{b}"]["mean"] for b in benchmarks) / len(benchmarks)  # noqa: E731
+    rows = sorted(rows, key=lambda r: (r["kind"] != "model", -mean_psnr(r)))
+    out = [
+        f"## {p['scale']}x super-resolution: Set5, Set14, BSD100 (protocol key `{key}`)",
+        "",
+        "| rank | model | " + " | ".join(f"PSNR {b} (dB) ↑" for b in benchmarks)
+        + " | " + " | ".join(f"SSIM {b} ↑" for b in benchmarks) + " | checkpoint | wall time |",
+        "|---" * (2 * len(benchmarks) + 4) + "|",
+    ]  # fmt: skip
+    rank = 0
+    for r in rows:
+        rank += r["kind"] == "model"
+        seen = {b: "*" if r["protocol"]["benchmarks"][b]["seen_in_training"] else "" for b in benchmarks}
+        cells = [f"{r['metrics'][f'psnr/{b}']['mean']:.2f}{seen[b]}" for b in benchmarks]
+        cells += [f"{r['metrics'][f'ssim/{b}']['mean']:.4f}{seen[b]}" for b in benchmarks]
+        sha = r["protocol"]["generated"].get("checkpoint_sha256", "")
+        out.append(f"| {rank if r['kind'] == 'model' else 'ref'} | {r['name']} | " + " | ".join(cells)
+                   + f" | {sha[:12] or '–'} | {r['protocol']['wall_seconds']:,.0f} s |")  # fmt: skip
+    if p["scale"] == 4 and benchmarks == ["Set5", "Set14", "BSD100"]:
+        for name, (psnr, ssim) in SR_PUBLISHED.items():
+            cells = [f"{v:.2f}" for v in psnr] + [f"{v:.3f}" if v is not None else "–" for v in ssim]
+            out.append(f"| paper | {name} | " + " | ".join(cells) + " | – | – |")
+    out += [
+        "",
+        f"- PSNR: {p['paired']['psnr']}; SSIM: {p['paired']['ssim']}; mean over each benchmark's images; LR inputs: "
+        + ", ".join(f"{b} {v['lr']} ({v['num']} images)" for b, v in p["benchmarks"].items()),
+        f"- models run on whole images in eval mode; measured on {p['hardware']} with "
+        + ", ".join(f"{k} {v}" for k, v in p["versions"].items()),
+        f"- {SR_NOTE}",
+    ]
+    return [*out, ""]
+
+
 def readme_translation_table(board: dict) -> str:
     """The README's short translation table: each direction's models, then its reference rows."""
     out = ["| model | direction | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | FID-200 ↓ |", "|---|---|---|---|---|---|"]
@@ -323,6 +406,25 @@ def readme_translation_table(board: dict) -> str:
                 name, how = f"{r['label']} (reference)", direction
             out.append(f"| {name} | {how} | {m['l1']['mean']:.3f} | {m['psnr']['mean']:.2f} | "
                        f"{m['ssim']['mean']:.3f} | {m['fid']['mean']:.1f} |")  # fmt: skip
+    return "\n" + "\n".join(out) + "\n"
+
+
+def readme_sr_table(board: dict) -> str:
+    """The README's short super-resolution table: PSNR / SSIM per benchmark, models, bicubic, the paper."""
+    rows = [r for r in board["rows"] if r["protocol"].get("task") == "super-resolution"]
+    if not rows:
+        return "\n"
+    benchmarks = ("Set5", "Set14", "BSD100")
+    out = ["| model | " + " | ".join(f"{b} PSNR / SSIM" for b in benchmarks) + " |", "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["protocol"]["scale"], r["kind"] != "model", r["name"])):
+        seen = {b: "*" if r["protocol"]["benchmarks"][b]["seen_in_training"] else "" for b in benchmarks}
+        cells = [f"{r['metrics'][f'psnr/{b}']['mean']:.2f} / {r['metrics'][f'ssim/{b}']['mean']:.3f}{seen[b]}"
+                 for b in benchmarks]  # fmt: skip
+        name = f"`{r['name']}`" if r["kind"] == "model" else f"{r['name']} (reference)"
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, (psnr, ssim) in SR_PUBLISHED.items():
+        cells = [f"{p:.2f} / {s:.3f}" if s is not None else f"{p:.2f} / –" for p, s in zip(psnr, ssim, strict=True)]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n" + "\n".join(out) + "\n"
 
 

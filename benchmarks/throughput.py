@@ -23,7 +23,9 @@ changed.
 Output: one line per measurement while it runs, then a Markdown table: the median images per second (real images
 through the discriminator) of each loop and their ratio ``ganzoo/plain``; 1.00 means no overhead, the project holds
 it at 0.95 or more. ``sample/translate img/s`` is ``gan.sample`` in batches of 256, or for a translator
-``gan.translate`` of 256x256 images in batches of 16 (each direction in turn for a two-way model). Under CUDA,
+``gan.translate`` of 256x256 images in batches of 16 (each direction in turn for a two-way model), or for
+super-resolution ``gan.upscale`` of a 1000x800 image, whole and in 256-pixel tiles, in megapixels of output per
+second. Under CUDA,
 ganzoo's speed options (bf16-mixed, channels_last, torch.compile) get rows of their own, against the same fp32 plain
 loop, with the peak memory of ganzoo's runs; an option a recipe cannot run (torch.compile cannot take the double
 backward of R1 or the gradient penalty) says why in its row. The figures are only as quiet as the machine: run it
@@ -112,7 +114,7 @@ def make_batches(gan: GAN, recipe: Recipe, count: int, device: str) -> list[Batc
     ``(A, B)``), on ``device``."""
     data = Synthetic.matching(gan, num_images=count * recipe.batch_size, batch_size=recipe.batch_size)
     data = data.build_dataset("train")
-    if gan.task == "translation":
+    if gan.task in registry.IMAGE_TASKS:  # (A, B) pairs; (LR, HR) for super-resolution
         a, b = to_unit_range(data.a).to(device), to_unit_range(data.b).to(device)
         return list(zip(a.split(recipe.batch_size), b.split(recipe.batch_size), strict=True))
     images, labels = to_unit_range(data.images).to(device), data.labels.to(device)
@@ -432,7 +434,42 @@ def plain_cyclegan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], 
     return [opt_g, opt_d], step
 
 
+def plain_srgan(gan: GAN, device: str) -> tuple[list[torch.optim.Optimizer], Step]:
+    """SRGAN / SRResNet: ``fake = G(lr)``; with a discriminator one D step, ``softplus(-D(hr)) + softplus(D(fake))``;
+    one G step on the pixel MSE (or the MSE of VGG features) plus ``adversarial_weight * softplus(-D(fake))``; EMA;
+    the tenfold learning-rate drop after ``lr_drop_kimg``."""
+    hp, G, ema = gan.hparams, gan.generator, _ema(gan)
+    D = getattr(gan, "discriminator", None)
+    optimizers = [torch.optim.Adam(n.parameters(), lr=hp.lr, betas=tuple(hp.betas)) for n in (G, D) if n is not None]
+    phi = gan._content[0].to(device) if gan._content else (lambda x: x)
+    seen = [0]
+
+    def step(i: int, low: Tensor, high: Tensor) -> dict[str, Tensor]:
+        fake, out = G(low), {}
+        if D is not None:
+            D.requires_grad_(True)
+            out["loss/d"] = F.softplus(-D(high)).mean() + F.softplus(D(fake.detach())).mean()
+            _update(optimizers[1], out["loss/d"])
+            D.requires_grad_(False)
+        out["loss/content"] = F.mse_loss(phi(fake), phi(high))
+        loss = out["loss/content"]
+        if D is not None:
+            out["loss/g"] = F.softplus(-D(fake)).mean()
+            loss = loss + hp.adversarial_weight * out["loss/g"]
+        _update(optimizers[0], loss)
+        ema(len(low))
+        seen[0] += len(low)
+        if hp.lr_drop_kimg is not None and seen[0] >= 1000 * hp.lr_drop_kimg:
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = 0.1 * hp.lr
+        return {k: v.detach() for k, v in out.items()}
+
+    return optimizers, step
+
+
 PLAIN: dict[str, Callable[[GAN, str], tuple[list[torch.optim.Optimizer], Step]]] = {
+    "srgan": plain_srgan,
     "dcgan": plain_dcgan,
     "cgan": plain_cgan,
     "wgan": plain_wgan,
@@ -554,8 +591,26 @@ def ganzoo_run(
     return timer.end - timer.start, gan
 
 
-def sampling_ips(base: GAN, device: str, n: int) -> float:
-    """Images per second of ``gan.sample`` (batches of 256), or of ``gan.translate`` at 256x256 (batches of 16)."""
+def upscale_speed(base: GAN, device: str, size: tuple[int, int] = (800, 1000), tile: int = 256) -> str:
+    """``gan.upscale`` of one ``size`` (h, w) input, whole and in ``tile`` tiles: megapixels of output per second."""
+    gan = copy.deepcopy(base).to(device).eval()
+    x = torch.rand(1, 3, *size, device=device) * 2 - 1
+    speeds = []
+    for t in (None, tile):
+        gan.upscale(x[..., :64, :64], tile=t)  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        y = gan.upscale(x, tile=t)
+        _sync(device)
+        speeds.append(y[0, 0].numel() / 1e6 / (time.perf_counter() - start))
+    return f"upscale {size[1]}x{size[0]}: whole {speeds[0]:.2f} MP/s, {tile}-px tiles {speeds[1]:.2f} MP/s"
+
+
+def sampling_ips(base: GAN, device: str, n: int) -> float | str:
+    """Images per second of ``gan.sample`` (batches of 256), or of ``gan.translate`` at 256x256 (batches of 16);
+    for super-resolution :func:`upscale_speed`."""
+    if base.task == "super-resolution":
+        return upscale_speed(base, device)
     gan = copy.deepcopy(base).to(device).eval()
     if gan.task == "translation":
         n = max(n // 16, 1)  # a 256x256 translation costs far more than a small sample
@@ -625,7 +680,8 @@ def measure_recipe(recipe: Recipe, modes: list[tuple[str, str, dict]], args: arg
     period = schedule_period(base)
     batches_timed = args.batches or math.ceil(30 / period) * period
     batches = make_batches(base, recipe, args.warmup + batches_timed, device)
-    sample = f"{sampling_ips(base, device, args.sample):,.0f}" if args.sample else "-"
+    speed = sampling_ips(base, device, args.sample) if args.sample else "-"
+    sample = f"{speed:,.0f}" if isinstance(speed, float) else speed
 
     def measure(label: str, results: list[float], run: Callable[..., float], *run_args) -> None:
         torch.set_num_threads(args.threads)  # the same for every run, whatever a Trainer set up

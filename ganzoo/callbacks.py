@@ -91,6 +91,42 @@ class GANCheckpoint(ModelCheckpoint):
         return candidates
 
 
+class InitFrom(Callback):
+    """Start a fit from another model's networks: SRGAN from an SRResNet's generator, as the paper initialises it.
+
+    Before the first batch of a fresh run, each network of ``parts`` is loaded (strictly: the same architecture)
+    from ``source``, a name, alias, model folder, ``.ckpt`` or Hub repo id as :func:`ganzoo.load` takes; an EMA copy
+    of it starts from the same weights. A resumed run (images already seen) has its own weights in its checkpoint
+    and loads nothing.
+
+    Args:
+        source: the model to start from, e.g. ``srresnet-x4``.
+        parts: the networks to copy (state-dict prefixes), by default ``["generator"]``.
+    """
+
+    def __init__(self, source: str, parts: list[str] | None = None) -> None:
+        self.source, self.parts = source, list(parts or ["generator"])
+
+    def on_fit_start(self, trainer: L.Trainer, gan: GAN) -> None:
+        if gan.images_seen:
+            return
+        from ganzoo.hub import load
+
+        state = load(self.source).state_dict()
+        for part in self.parts:
+            weights = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(f"{part}.")}
+            if not weights or not isinstance(getattr(gan, part, None), torch.nn.Module):
+                raise ValueError(f"InitFrom({self.source!r}): cannot copy {part!r}; the source holds "
+                                 f"{sorted({k.split('.')[0] for k in state})}")  # fmt: skip
+            for net in (getattr(gan, part), getattr(gan, f"{part}_ema", None)):
+                if net is not None:
+                    try:
+                        net.load_state_dict(weights)
+                    except RuntimeError as e:
+                        raise ValueError(f"InitFrom({self.source!r}): its {part} does not fit this model's: "
+                                         f"{str(e).splitlines()[1].strip()}") from None  # fmt: skip
+
+
 class StopAt(Callback):
     """Stop training after ``kimg`` thousand images or ``batches`` batches, whichever comes first."""
 

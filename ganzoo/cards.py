@@ -39,6 +39,15 @@ def metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
         if models_only and column is not None:
             continue
         p = row["protocol"]
+        if p.get("task") == "super-resolution":
+            protocol = (f"Y channel, {p['scale']} px shaved, the benchmarks' MATLAB-bicubic LR, whole images; key "
+                        f"`{row['key']}`")  # fmt: skip
+            for key, m in row["metrics"].items():
+                metric, benchmark = key.split("/")
+                seen = " (seen in training)" if p["benchmarks"][benchmark]["seen_in_training"] else ""
+                label = f"{metric.upper()}{' (dB)' if metric == 'psnr' else ''} {benchmark}{seen}"
+                yield column, key, label, m, protocol
+            continue
         n = p["generated"]["num"]
         tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
         translation = p.get("task") == "translation"
@@ -132,7 +141,13 @@ def model_card(
     ]
     source = "the EMA generator" if gan.ema_networks else "the generator (this model has no EMA)"
     translator = gan.task == "translation"
-    if translator:
+    upscaler = gan.task == "super-resolution"
+    if upscaler:
+        usage = [f"big = gan.upscale(images)  # {gan.output_scale}x; [N, C, H, W] in [-1, 1], uint8, or PIL images "
+                 "of any size (tiled when large)"]  # fmt: skip
+        usage_cli = (f"or `ganzoo upscale {name} photo.png photo_x{gan.output_scale}.png` (a file or a folder). "
+                     "Fine-tune with `trainer.fit(gan, ganzoo.data.SuperResolution(...))`.")  # fmt: skip
+    elif translator:
         directions = " or ".join(f'direction="{d}"' for d in gan.directions)
         usage = [f"out = gan.translate(images)  # {directions}; [N, C, H, W] in [-1, 1], uint8, or PIL images"]
         usage_cli = "Fine-tune with `trainer.fit(gan, datamodule)` on (A, B) pairs."
@@ -159,7 +174,11 @@ def model_card(
         f"![samples]({SAMPLES_NAME})",
         "",
         (
-            f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (the first 8 training inputs), from {source}."
+            f"`{SAMPLES_NAME}`: `gan.preview()`, one training crop a row: LR (enlarged, nearest) | bicubic | "
+            f"{name} | HR, from {source}."
+            if upscaler
+            else f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (the first 8 training inputs), from "
+            f"{source}."
             if translator
             else f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
             + (", one column per class." if gan.num_classes else ".")
@@ -179,6 +198,9 @@ def model_card(
                 "of the training targets, and for a two-way model its cycle (A to B and back) against the input. "
                 "L1 and SSIM against the true target, PSNR in dB; FID/KID of the outputs against the targets."
                 if translator
+                else "over each benchmark's images, the SR literature's way (Y channel, border shaved). Beside it, "
+                "MATLAB's bicubic measured the same way."
+                if upscaler
                 else "over seeds. The real-data row is the same protocol applied to the training split: the best a "
                 "model can do at this sample size."
             ),

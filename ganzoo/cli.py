@@ -1,4 +1,4 @@
-"""The ``ganzoo`` command: list | info | sample | mix | translate | evaluate | fit | export | push.
+"""The ``ganzoo`` command: list | info | sample | mix | translate | upscale | evaluate | fit | export | push.
 
 ``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
 ``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=int, default=32, help="context around each tile in pixels (default 32)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("upscale", help="super-resolve an image, or a folder of images, with an SR model")
+    p.add_argument("name", help="a super-resolution model: name, alias, checkpoint folder, .ckpt or Hub repo id")
+    p.add_argument("input", help="an image file, or a folder of images (any sizes; gray and RGBA kept as such)")
+    p.add_argument("output", help="the image file to write, or the folder (created; file names are kept)")
+    p.add_argument("--tile", type=int, help="tile side in input pixels (default: whole up to 512 px, else 256)")
+    p.add_argument("--overlap", type=int, default=16, help="context and blend band between tiles (default 16)")
+    p.add_argument("--bf16", action="store_true", help="run the network in bfloat16 autocast")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser(
         "evaluate",
@@ -234,8 +244,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     device = _device(args.device)
     gan = hub.load(args.name).to(device)
     if not hasattr(gan, "sample"):
-        raise ValueError(f"{args.name} ({gan.variant}) translates images, it does not sample: in Python, "
-                         "gan.translate(images)")  # fmt: skip
+        verb = "upscale" if gan.task == "super-resolution" else "translate"
+        raise ValueError(f"{args.name} ({gan.variant}) {verb}s images, it does not sample: ganzoo {verb} "
+                         f"{args.name} INPUT OUTPUT, or in Python gan.{verb}(images)")  # fmt: skip
     options = {}
     if args.truncation is not None:
         if "truncation_psi" not in inspect.signature(gan.sample).parameters:
@@ -314,35 +325,79 @@ def cmd_mix(args: argparse.Namespace) -> None:
           f"to {path}")  # fmt: skip
 
 
-def cmd_translate(args: argparse.Namespace) -> None:
-    from ganzoo.data import IMAGE_EXTENSIONS, read_image, to_unit_range
-    from ganzoo.gan import _progress, image_format, to_pil
+def _image_jobs(input: str, output: str) -> list[tuple[Path, Path]]:
+    """``(input file, output file)`` for one image, or for every image under a folder (names and subfolders kept)."""
+    from ganzoo.data import IMAGE_EXTENSIONS
+    from ganzoo.gan import image_format
 
-    source, target = Path(args.input), Path(args.output)
+    source, target = Path(input), Path(output)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
-        outputs = [target / f.relative_to(source) for f in files]
-    elif source.is_file():
-        files, outputs = [source], [target]
+        return [(f, target / f.relative_to(source)) for f in files]
+    if source.is_file():
         image_format(target)
-    else:
-        raise FileNotFoundError(f"no image or folder {source}")
+        return [(source, target)]
+    raise FileNotFoundError(f"no image or folder {source}")
+
+
+def _save_image(image: Any, out: Path) -> None:
+    """Write a PIL image atomically in the format ``out``'s extension names (JPEG drops an alpha channel)."""
+    from ganzoo.gan import image_format
+
+    fmt = image_format(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    (image.convert("RGB") if fmt == "JPEG" and image.mode in ("RGBA", "LA") else image).save(tmp, format=fmt)
+    tmp.replace(out)
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from ganzoo.data import read_image, to_unit_range
+    from ganzoo.gan import _progress, to_pil
+
+    jobs = _image_jobs(args.input, args.output)
     device = _device(args.device)
     gan = hub.load(args.name).to(device)
     if not hasattr(gan, "translate"):
         raise ValueError(f"{args.name} ({gan.variant}) generates images from noise: use ganzoo sample {args.name}")
+    if gan.task == "super-resolution":
+        raise ValueError(f"{args.name} is a super-resolution model: use ganzoo upscale {args.name} INPUT OUTPUT")
     gan.direction_network(args.direction)  # an unknown or missing direction fails before any work
-    for f, out in zip(_progress(files, len(files) > 1, desc="translating", unit="image"), outputs, strict=True):
+    for f, out in _progress(jobs, len(jobs) > 1, desc="translating", unit="image"):
         image = to_unit_range(read_image(f, gan.channels(args.direction)))  # a truncated file: one line naming it
         translated = gan.translate(image[None], args.direction, pad=not args.no_pad, tile=args.tile,
                                    tile_overlap=args.tile_overlap)  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.partial")
-        to_pil(translated)[0].save(tmp, format=image_format(out))
-        tmp.replace(out)
-    print(f"translated {len(files)} image{'s' * (len(files) > 1)} with {args.name} ({args.direction}) to {target}")
+        _save_image(to_pil(translated)[0], out)
+    n = len(jobs)
+    print(f"translated {n} image{'s' * (n > 1)} with {args.name} ({args.direction}) to {args.output}")
+
+
+def cmd_upscale(args: argparse.Namespace) -> None:
+    import torch
+    from PIL import Image
+
+    from ganzoo.data import open_image
+    from ganzoo.gan import _progress
+
+    jobs = _image_jobs(args.input, args.output)
+    device = _device(args.device)
+    gan = hub.load(args.name).to(device)
+    if getattr(gan, "task", None) != "super-resolution":
+        use = "translate" if hasattr(gan, "translate") else "sample"
+        raise ValueError(f"{args.name} ({gan.variant}) is not a super-resolution model: use ganzoo {use} {args.name}")
+    options = dict(tile=args.tile or "auto", overlap=args.overlap, dtype=torch.bfloat16 if args.bf16 else None)
+    for f, out in _progress(jobs, len(jobs) > 1, desc="upscaling", unit="image"):
+        try:
+            with Image.open(f) as im:  # gray, RGB or with alpha, as the file holds it
+                alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+                kept = "RGBA" if alpha else "L" if im.mode in ("L", "I", "I;16", "F", "1") else "RGB"
+        except OSError:
+            kept = "RGB"  # open_image names the file that cannot be read
+        _save_image(gan.upscale(open_image(f, kept), **options), out)
+    n, s = len(jobs), gan.output_scale
+    print(f"upscaled {n} image{'s' * (n > 1)} {s}x with {args.name} to {args.output}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

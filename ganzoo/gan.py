@@ -721,8 +721,10 @@ class ImageToImageGAN(GAN):
 
     def __init__(self) -> None:
         super().__init__()
-        # The first 8 training inputs (this process's), kept in checkpoints: what preview() translates.
+        # The first 8 training inputs (this process's), kept in checkpoints: what preview() translates; for
+        # super-resolution also their targets (the HR crops), which the preview shows beside the output.
         self.preview_inputs: Tensor | None = None
+        self.preview_targets: Tensor | None = None
 
     @property
     def size_multiple(self) -> int:
@@ -800,6 +802,70 @@ class ImageToImageGAN(GAN):
             net.train(was_training)
         return to_uint8(y) if uint8 else y
 
+    @torch.no_grad()
+    def upscale(
+        self,
+        images: Tensor | Image.Image | Sequence[Image.Image],
+        *,
+        tile: int | str | None = "auto",
+        overlap: int = 16,
+        batch_size: int = 4,
+        dtype: torch.dtype | None = None,
+        progress: bool = False,
+    ) -> Tensor | Image.Image | list[Image.Image]:
+        """Super-resolve ``images`` by :attr:`output_scale`, returning the same kind: ``[N, C, H, W]`` float in
+        [-1, 1] or uint8, one PIL image or a list of them (of any sizes and aspects).
+
+        Large images run in overlapping tiles blended without seams (see :meth:`run`), so peak memory follows the
+        tile, not the image: ``tile="auto"`` runs images of up to 512x512 input pixels whole and larger ones in
+        256-pixel tiles; ``tile=None`` always whole. ``dtype=torch.bfloat16`` runs the network under autocast.
+        Grayscale images are upscaled as RGB and returned grayscale (the mean of the channels); an alpha channel
+        (RGBA, or a 4-channel tensor) is upscaled on its own with MATLAB's bicubic and put back.
+        """
+        if self.output_scale == 1:
+            raise ValueError(f"this {type(self).__name__} translates, it does not upscale: use translate(images)")
+        options = dict(tile=tile, overlap=overlap, batch_size=batch_size, dtype=dtype)
+        if isinstance(images, Image.Image):
+            return self.upscale([images], **options)[0]
+        if not isinstance(images, Tensor):
+            outs = []
+            for im in _progress(list(images), progress, desc="upscaling", unit="image"):
+                rgb = _from_pil(im.convert("RGB"), 3)
+                up = to_pil(self.upscale(rgb, **options))[0]
+                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+                    alpha = _from_pil(im.convert("RGBA").getchannel("A"), 1)
+                    up.putalpha(to_pil(self._upscale_alpha(alpha))[0])
+                outs.append(up.convert("L") if im.mode in ("L", "I", "F", "1") else up)
+            return outs
+        if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
+            raise ValueError(f"expected images [N, 1, 3 or 4 channels, H, W], got shape {list(images.shape)}")
+        uint8 = images.dtype == torch.uint8
+        x = images.float() / 127.5 - 1.0 if uint8 else images.float()
+        c = x.shape[1]
+        rgb = x[:, :3] if c >= 3 else x.expand(-1, 3, -1, -1)
+        if tile == "auto":
+            tile = None if max(x.shape[-2:]) <= 512 else 256
+        net = self.direction_network("a2b")
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                y = torch.cat([self.run(net, xb, tile=tile, tile_overlap=overlap) for xb in rgb.split(batch_size)])
+        finally:
+            net.train(was_training)
+        y = y.float()
+        if c == 1:
+            y = y.mean(1, keepdim=True)
+        elif c == 4:
+            y = torch.cat([y, self._upscale_alpha(x[:, 3:])], 1)
+        return to_uint8(y) if uint8 else y
+
+    def _upscale_alpha(self, alpha: Tensor) -> Tensor:
+        """An alpha channel in [-1, 1] enlarged by :attr:`output_scale` with MATLAB's bicubic, clamped."""
+        from ganzoo.data import bicubic_resize
+
+        return bicubic_resize(alpha, self.output_scale).clamp(-1.0, 1.0)
+
     def run(
         self, net: nn.Module, x: Tensor, *, pad: bool = True, tile: int | None = None, tile_overlap: int = 32
     ) -> Tensor:
@@ -807,11 +873,14 @@ class ImageToImageGAN(GAN):
         :attr:`size_multiple` and cropped back.
 
         With ``tile`` the image is cut into ``tile x tile`` squares, each run with ``tile_overlap`` pixels of its
-        surroundings on every side and cropped back to its square (both rounded up to :attr:`size_multiple`, so
-        that every tile sits on the generator's downsampling grid): the memory of one tile, whatever the image.
-        For a network whose receptive field reaches no further than ``tile_overlap`` (the ResNet generators and
-        SR networks, in eval mode) the result equals the untiled one and has no seams; a U-Net sees the whole
-        image at its bottleneck, so tiling it changes the output (use a large tile, or none).
+        surroundings on every side (both rounded up to :attr:`size_multiple`, so that every tile sits on the
+        generator's downsampling grid): the memory of one tile, whatever the image. Each tile keeps its square and
+        a band of ``tile_overlap / 4`` beyond it, and neighbouring tiles cross-fade linearly over the ``tile_overlap
+        / 2`` wide band around their common edge (weights summing to one), so that no seam shows even where a
+        network sees further than its context. For a network whose receptive field reaches no further than ``3/4
+        tile_overlap`` (the ResNet generators, in eval mode) every tile agrees with the untiled run where it is kept,
+        so the result equals it; a U-Net sees the whole image at its bottleneck, so tiling it changes the output
+        (use a large tile, or none).
         """
         if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
             return self._run_whole(net, x.to(self.device), pad=pad).cpu()
@@ -819,19 +888,23 @@ class ImageToImageGAN(GAN):
         tile, margin = -(-tile // m) * m, -(-tile_overlap // m) * m
         if tile <= 0 or margin < 0:
             raise ValueError(f"tile must be positive and tile_overlap non-negative, got {tile} and {tile_overlap}")
-        (n, _, h, w), out = x.shape, None
+        (n, _, h, w), band = x.shape, margin // 4
+        out: Tensor | None = None
+        weight_sum = torch.zeros(h * s, w * s)
         for top in range(0, h, tile):
             for left in range(0, w, tile):
                 t, l = max(top - margin, 0), max(left - margin, 0)  # noqa: E741
                 b, r = min(top + tile + margin, h), min(left + tile + margin, w)
                 y = self._run_whole(net, x[..., t:b, l:r].to(self.device), pad=pad).cpu()
                 if out is None:
-                    out = y.new_empty(n, y.shape[1], h * s, w * s)
-                core_b, core_r = min(top + tile, h), min(left + tile, w)
-                out[..., top * s : core_b * s, left * s : core_r * s] = y[
-                    ..., (top - t) * s : (core_b - t) * s, (left - l) * s : (core_r - l) * s
-                ]
-        return out
+                    out = y.new_zeros(n, y.shape[1], h * s, w * s)
+                rows, wr = _crossfade(top, min(top + tile, h), h, band, s)
+                cols, wc = _crossfade(left, min(left + tile, w), w, band, s)
+                weight = wr[:, None] * wc[None, :]
+                out[..., rows, cols] += weight * y[..., rows.start - t * s : rows.stop - t * s,
+                                                   cols.start - l * s : cols.stop - l * s]  # fmt: skip
+                weight_sum[rows, cols] += weight
+        return out / weight_sum
 
     def _run_whole(self, net: nn.Module, x: Tensor, *, pad: bool = True) -> Tensor:
         m, (h, w) = self.size_multiple, x.shape[-2:]
@@ -857,15 +930,22 @@ class ImageToImageGAN(GAN):
 
     def preview(self, n: int = 8, seed: int = 0) -> tuple[Tensor, int | None]:
         """Up to 8 input | output pairs, two per row: the first 8 training inputs, else :meth:`example_inputs` of
-        ``seed``."""
+        ``seed``. Super-resolution shows one input a row: LR (enlarged, nearest) | bicubic | output | HR (the
+        training target; absent for example inputs)."""
         n = min(n, 8)
         x = self.preview_inputs[:n] if self.preview_inputs is not None else self.example_inputs(n, seed)
         y = self.translate(x)
         if x.shape[1] != y.shape[1]:  # gray beside colour: show both in colour
             x, y = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (x, y))
-        if x.shape[-2:] != y.shape[-2:]:  # super-resolution: the input enlarged (nearest) to the output's size
-            x = nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest")
-        return torch.stack([x, y], 1).flatten(0, 1), 4
+        if self.output_scale == 1:
+            return torch.stack([x, y], 1).flatten(0, 1), 4
+        from ganzoo.data import bicubic_resize
+
+        columns = [nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest"),
+                   bicubic_resize(x, self.output_scale).clamp(-1, 1), y]  # fmt: skip
+        if self.preview_targets is not None and self.preview_inputs is not None:
+            columns.append(self.preview_targets[:n])
+        return torch.stack(columns, 1).flatten(0, 1), len(columns)
 
     def quality_sets(
         self, datamodule: Any, n: int, seed: int = 0, rank: int = 0, world: int = 1, batch_size: int = 50
@@ -888,18 +968,43 @@ class ImageToImageGAN(GAN):
         super().on_train_batch_start(batch, batch_idx)
         kept = self.preview_inputs
         if kept is None or len(kept) < 8:  # the first batches, until 8 (one a batch at batch size 1)
-            new = batch[0][: 8 - (0 if kept is None else len(kept))].detach().float().cpu().clone()
+            take = 8 - (0 if kept is None else len(kept))
+            new = batch[0][:take].detach().float().cpu().clone()
             self.preview_inputs = new if kept is None else torch.cat([kept, new])
+            if self.output_scale > 1:
+                new = batch[1][:take].detach().float().cpu().clone()
+                targets = self.preview_targets
+                self.preview_targets = new if targets is None else torch.cat([targets, new])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         if self.preview_inputs is not None:
             checkpoint["ganzoo"]["preview_inputs"] = self.preview_inputs
+        if self.preview_targets is not None:
+            checkpoint["ganzoo"]["preview_targets"] = self.preview_targets
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         super().load_training_state(state)
         if isinstance(state.get("preview_inputs"), Tensor):
             self.preview_inputs = state["preview_inputs"]
+        if isinstance(state.get("preview_targets"), Tensor):
+            self.preview_targets = state["preview_targets"]
+
+
+def _crossfade(start: int, stop: int, size: int, band: int, scale: int) -> tuple[slice, Tensor]:
+    """The output rows (or columns) a tile whose core is ``[start, stop)`` of ``size`` keeps, and their weights: the
+    core widened by ``band`` on each side that has a neighbour, the weight rising linearly across ``[start - band,
+    start + band)`` and falling across ``[stop - band, stop + band)``, so that neighbours' weights sum to one.
+    Everything in output pixels (``scale`` times the input's)."""
+    lo = (start - band if start > 0 else 0) * scale
+    hi = (stop + band if stop < size else size) * scale
+    i = torch.arange(lo, hi, dtype=torch.float32) + 0.5
+    weight = torch.ones(hi - lo)
+    if band and start > 0:
+        weight = torch.minimum(weight, (i - lo) / (2 * band * scale))
+    if band and stop < size:
+        weight = torch.minimum(weight, (hi - i) / (2 * band * scale))
+    return slice(lo, hi), weight
 
 
 def _from_pil(image: Image.Image, channels: int) -> Tensor:

@@ -693,6 +693,8 @@ def evaluate(
     protocol: dict[str, Any] = {"version": PROTOCOL_VERSION, "feature_network": net.identity()}
     if model is not None:
         gan = load(model) if isinstance(model, str | os.PathLike) else model
+        if gan.task == "super-resolution":
+            return evaluate_super_resolution(gan, entry=_entry_of(model), device=device, progress=progress)
         if not hasattr(gan, "sample"):  # a translator: its outputs on the reference pairs against their targets
             return evaluate_translation(
                 gan, entry=_entry_of(model), metrics=("l1", "psnr", "ssim", *metrics), num=num_real,
@@ -860,6 +862,81 @@ def evaluate_translation(
     return {"metrics": results, "protocol": protocol}
 
 
+def evaluate_super_resolution(
+    model: str | os.PathLike | GAN | Callable[[Tensor], Tensor],
+    *,
+    entry: Any | None = None,
+    name: str | None = None,
+    scale: int | None = None,
+    benchmarks: Sequence[str] | None = None,
+    root: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure a super-resolution model the way the SR literature does: each benchmark's staged MATLAB-bicubic LR
+    images (Set5, Set14, BSD100 under ``$GANZOO_DATA/sr``) are upscaled whole, quantised to 8 bits, and compared
+    with their HR images by PSNR and SSIM on the BT.601 Y channel with ``scale`` pixels shaved from each border
+    (the SRGAN paper's protocol; :func:`paired_metrics`); the mean over each benchmark's images.
+
+    ``model`` may also be any function from an LR image ``[1, 3, h, w]`` in [-1, 1] to its upscaled image, called
+    ``name`` with its ``scale``: the bicubic reference row.
+
+    Returns:
+        ``{"metrics": {"psnr/Set5": {"mean", "std", "values"}, "ssim/Set5": ..., ...}, "protocol": {...}}``.
+    """
+    from ganzoo.data import SR_BENCHMARKS, SuperResolution
+    from ganzoo.hub import load
+
+    start = time.perf_counter()
+    entry = entry or _entry_of(model)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if isinstance(model, str | os.PathLike | GAN):
+        gan = (load(model) if isinstance(model, str | os.PathLike) else model).to(device).eval()
+        upscale: Callable[[Tensor], Tensor] = lambda x: gan.upscale(x, tile=None)  # noqa: E731
+        name = name or (entry.name if entry else str(model) if isinstance(model, str | os.PathLike) else gan.variant)
+        scale = gan.output_scale
+    elif callable(model) and name and scale:
+        upscale = model
+    else:
+        raise TypeError("model must be a name, a folder, a GAN, or a function of an LR image with name= and scale=")
+    seen = entry.seen if entry else ()
+    results: dict[str, Any] = {}
+    sets: dict[str, Any] = {}
+    for benchmark in benchmarks or SR_BENCHMARKS:
+        pairs = SuperResolution(root=str(root) if root else None, benchmark=benchmark, scale=scale).dataset("test")
+        values: dict[str, list[float]] = {"psnr": [], "ssim": []}
+        for i in _progress(range(len(pairs)), progress, desc=f"upscaling {benchmark}", unit="image"):
+            low, high = pairs[i]
+            out = upscale(low[None]).cpu()
+            for k, v in paired_metrics(out, high[None], y_channel=True, crop=scale).items():
+                if k in values:
+                    values[k].extend(v.tolist())
+        for k, v in values.items():
+            results[f"{k}/{benchmark}"] = _summary(v)
+        digest = tensors_sha256(to_uint8(pairs[i][0]) for i in range(len(pairs)))
+        sets[benchmark] = {"num": len(pairs), "lr": f"LR_bicubic_x{scale}" if pairs.lr_files else "bicubic_resize",
+                           "lr_digest": digest, "seen_in_training": benchmark in seen}  # fmt: skip
+    protocol: dict[str, Any] = {
+        "version": PROTOCOL_VERSION, "task": "super-resolution", "scale": scale,
+        "generated": {"model": name, "quantisation": "uint8 round(127.5 x + 127.5)", "tiles": "none (whole images)"},
+        "benchmarks": sets,
+        "paired": {"psnr": f"Y (BT.601, [16, 235]) of uint8 RGB, {scale} px shaved per border, data range 255",
+                   "ssim": "same Y and shave, 11x11 Gaussian (sigma 1.5), windows inside the image"},
+        "hardware": _hardware(device), "versions": _versions(), "wall_seconds": round(time.perf_counter() - start, 1),
+    }  # fmt: skip
+    if sha := _checkpoint_sha256(entry):
+        protocol["generated"]["checkpoint_sha256"] = sha
+    return {"metrics": results, "protocol": protocol}
+
+
+def bicubic_upscaler(scale: int) -> Callable[[Tensor], Tensor]:
+    """The reference upscaler: MATLAB's bicubic (:func:`ganzoo.data.bicubic_resize`, Keys' kernel with ``a =
+    -0.5``) on the uint8 LR image, as the SR papers' bicubic rows."""
+    from ganzoo.data import bicubic_resize
+
+    return lambda x: bicubic_resize(to_uint8(x), scale).float() / 127.5 - 1.0
+
+
 def reference_pairs(entry: Any, direction: str = "a2b") -> Any:
     """The :class:`~ganzoo.data.Paired` module whose test split measures ``direction`` of a translation entry: its
     data set (``$GANZOO_DATA/<dataset>``) read the way round that direction runs (see ``data_direction``)."""
@@ -896,6 +973,10 @@ def comparison_key(protocol: dict[str, Any]) -> str:
     protocol version, the batch size, the number of generated images, the real set and the metric settings.
     Seeds, hardware, versions and wall time may differ. Translation results compare on the same pairs (their
     content, not where they were read), whatever the outputs are compared with."""
+    if protocol.get("task") == "super-resolution":
+        sets = {b: {"num": v["num"], "lr_digest": v["lr_digest"]} for b, v in protocol["benchmarks"].items()}
+        keep = {k: protocol.get(k) for k in ("version", "task", "scale", "paired")}
+        return hashlib.sha256(json.dumps({**keep, "benchmarks": sets}, sort_keys=True).encode()).hexdigest()[:12]
     if protocol.get("task") == "translation":
         pairs = {k: v for k, v in protocol["pairs"].items() if k != "root"}
         keep = {k: protocol.get(k) for k in ("version", "task", "feature_network", "batch_size", "kid")}
@@ -914,6 +995,18 @@ def comparison_key(protocol: dict[str, Any]) -> str:
 def format_result(result: dict[str, Any]) -> str:
     """The numbers, then the protocol, as a few readable lines."""
     p = result["protocol"]
+    if p.get("task") == "super-resolution":
+        lines = []
+        for benchmark, b in p["benchmarks"].items():
+            psnr, ssim_ = result["metrics"][f"psnr/{benchmark}"], result["metrics"][f"ssim/{benchmark}"]
+            seen = " (seen in training)" if b["seen_in_training"] else ""
+            lines.append(f"{benchmark}{seen}: PSNR {psnr['mean']:.2f} dB, SSIM {ssim_['mean']:.4f} ({b['num']} images)")
+        lines += [
+            f"protocol {p['version']} (key {comparison_key(p)}), {p['scale']}x super-resolution by "
+            f"{p['generated']['model']}: {p['paired']['psnr']}; SSIM {p['paired']['ssim']}",
+            f"  {p['hardware']}; {p['wall_seconds']} s",
+        ]
+        return "\n".join(lines)
     if p.get("task") == "translation":
         pairs = p["pairs"]
         lines = [f"{name.upper()}: {m['mean']:.6g}" + (f" ± {m['std']:.4g}" if m["std"] is not None else "")

@@ -47,6 +47,8 @@ class Pretrained:
     ``published`` quotes what the papers report for the setting, for the model card to set beside ganzoo's own
     measurements. A translation model's ``data_direction`` says which way of ``dataset``'s (A, B) pairs its
     ``a2b`` runs: ``"b2a"`` when it maps the data's B to A (pix2pix-map2sat on maps, whose A is the photo).
+    ``seen`` names evaluation sets the model was trained on (a super-resolution model trained on BSD100's HR images:
+    ``("BSD100",)``), which the leaderboard marks.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Pretrained:
     format: str | None = None
     files: tuple[tuple[str, str], ...] = ()
     data_direction: str = "a2b"
+    seen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.folder or self.hub_repo or self.url or self.files):

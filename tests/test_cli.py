@@ -29,7 +29,20 @@ def run(*args: str, cwd: Path | None = None, env: dict | None = None) -> subproc
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["list"], ["info"], ["sample"], ["mix"], ["translate"], ["evaluate"], ["fit"], ["export"], ["push"]]
+    "command",
+    [
+        [],
+        ["list"],
+        ["info"],
+        ["sample"],
+        ["mix"],
+        ["translate"],
+        ["upscale"],
+        ["evaluate"],
+        ["fit"],
+        ["export"],
+        ["push"],
+    ],
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit:

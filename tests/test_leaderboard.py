@@ -27,6 +27,12 @@ def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
     for row in BOARD["rows"]:
         p = row["protocol"]
         assert row["key"] == metrics.comparison_key(p)
+        assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
+        if p.get("task") == "super-resolution":  # every benchmark image's numbers kept
+            assert p["scale"] == 4 and set(p["benchmarks"]) == {"Set5", "Set14", "BSD100"}
+            for b, info in p["benchmarks"].items():
+                assert all(len(row["metrics"][f"{m}/{b}"]["values"]) == info["num"] for m in ("psnr", "ssim"))
+            continue
         assert p["feature_network"]["name"] == "inception-v3-tf" and len(p["feature_network"]["sha256"]) == 64
         assert "TF1 bilinear" in p["feature_network"]["preprocessing"]
         assert {"ganzoo", "torch", "torchmetrics"} <= set(p["versions"]) and p["hardware"] and p["wall_seconds"] > 0
@@ -51,7 +57,7 @@ def test_the_real_data_rows_and_every_shipped_checkpoint_are_on_the_board():
     assert cifar["kind"] == "real" and cifar["metrics"]["kid"]["mean"] < 0.005  # train and test: one distribution
     for name in ganzoo.list():
         entry = registry.get_pretrained(name)
-        if not entry.folder or registry.get_variant(entry.variant).task == "translation":
+        if not entry.folder or registry.get_variant(entry.variant).task in registry.IMAGE_TASKS:
             continue
         row = rows[name]
         weights = registry.shipped_dir("checkpoints") / entry.folder / hub.WEIGHTS_NAME
@@ -105,8 +111,8 @@ def test_shipped_model_cards_state_the_leaderboard_numbers(name):
 def test_the_readme_translation_table_states_the_leaderboards_numbers():
     readme = (REPO / "README.md").read_text()
     module = leaderboard_module()
-    start, end = (readme.index(marker) for marker in module.README_TABLE)
-    table = readme[start + len(module.README_TABLE[0]) : end]
+    begin, stop = module.README_TABLES["translation"]
+    table = readme[readme.index(begin) + len(begin) : readme.index(stop)]
     assert table == module.readme_translation_table(BOARD)  # regenerate: leaderboard.py --rewrite
     rows = [r for r in BOARD["rows"] if r["protocol"].get("task") == "translation"]
     for r in rows:
@@ -114,3 +120,10 @@ def test_the_readme_translation_table_states_the_leaderboards_numbers():
         cells = f"{m['l1']['mean']:.3f} | {m['psnr']['mean']:.2f} | {m['ssim']['mean']:.3f} | {m['fid']['mean']:.1f} |"
         assert cells in table, f"README: {r['name']} should read {cells} (benchmarks/leaderboard.json)"
     assert len(rows) >= 9 or not TRANSLATORS  # pix2pix-maps, cyclegan-maps both ways, their baselines and cycles
+
+
+def test_the_readme_sr_table_states_the_leaderboards_numbers():
+    readme = (REPO / "README.md").read_text()
+    module = leaderboard_module()
+    begin, stop = module.README_TABLES["super-resolution"]
+    assert readme[readme.index(begin) + len(begin) : readme.index(stop)] == module.readme_sr_table(BOARD)

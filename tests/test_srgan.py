@@ -133,3 +133,166 @@ def test_dense_discriminator_head_refuses_another_size():
     with pytest.raises(ValueError, match="32x32"):
         d(torch.zeros(1, 3, 48, 48))
     assert SRDiscriminator(ndf=2, head="pooled")(torch.zeros(1, 3, 48, 40)).shape == (1,)
+
+
+def tiny_sr(scale: int = 2, **kwargs) -> ganzoo.gan.ImageToImageGAN:
+    torch.manual_seed(0)
+    gan = ganzoo.create("srgan", image_size=16, scale=scale, num_features=4, num_blocks=1, ndf=2, **kwargs)
+    # Random batch-norm statistics, so that eval mode differs from batch statistics and tiles must agree with it.
+    for m in gan.generator.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return gan.eval()
+
+
+def test_tiled_upscale_is_the_whole_image_in_bounded_pieces():
+    # The tiny SRResNet sees 10 LR pixels around each output: tiles with 12 or more of context agree with the whole
+    # image where each is kept, so the blend is exact; no network call sees more than a tile and its context.
+    gan = tiny_sr()
+    x = torch.rand(2, 3, 45, 70) * 2 - 1
+    whole = gan.upscale(x, tile=None)
+    seen = []
+    hook = gan.generator.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2:]))
+    tiled = gan.upscale(x, tile=16, overlap=16)
+    hook.remove()
+    assert whole.shape == (2, 3, 90, 140)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+    assert max(max(s) for s in seen) <= 16 + 2 * 16 and len(seen) > 4
+    # Without context the tiles' edges differ from the whole image: what the context removes.
+    assert (gan.upscale(x, tile=16, overlap=0) - whole).abs().max() > 1e-3
+
+
+class GlobalShift(torch.nn.Module):
+    """A 2x upscaler that sees the whole input (its mean), as no tile context can cover."""
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest") + x.mean((2, 3), keepdim=True)
+
+
+def test_blending_turns_a_tile_disagreement_into_a_ramp():
+    # Tiles of a network that sees further than their context disagree: kept as they are, the two sides of a
+    # tile edge would meet in one jump; cross-fading spreads it linearly over the band (8 output columns here).
+    gan = tiny_sr()
+    x = torch.zeros(1, 3, 8, 64)
+    x[..., 32:] = 0.5  # the content's own step: 0.5 between output columns 63 and 64, on a tile edge
+    tiled = gan.run(GlobalShift(), x, tile=16, tile_overlap=8)
+    steps = (tiled[0, 0, 0, 1:] - tiled[0, 0, 0, :-1]).abs()
+    assert steps[56:72].sum() - 0.5 > 0.2  # the tiles disagree by more than 0.2 around that edge ...
+    assert steps.max() < 0.55  # ... but no single column jumps by more than a tenth of the content's step more
+
+
+def test_upscale_returns_the_kind_it_was_given():
+    gan = tiny_sr()
+    u8 = torch.randint(0, 256, (2, 3, 9, 11), dtype=torch.uint8)
+    out = gan.upscale(u8)
+    assert out.dtype == torch.uint8 and out.shape == (2, 3, 18, 22)
+    torch.testing.assert_close(out, ganzoo.gan.to_uint8(gan.upscale(u8.float() / 127.5 - 1)), rtol=0, atol=0)
+    rgb = Image.fromarray(u8[0].permute(1, 2, 0).numpy())
+    assert gan.upscale(rgb).size == (22, 18) and gan.upscale(rgb).mode == "RGB"
+    gray = rgb.convert("L")
+    up = gan.upscale(gray)
+    assert up.mode == "L" and up.size == (22, 18)
+    rgba = rgb.copy()
+    rgba.putalpha(Image.fromarray(np.tile(np.arange(0, 242, 22, dtype=np.uint8), (9, 1))))
+    up = gan.upscale(rgba)
+    assert up.mode == "RGBA" and up.size == (22, 18)
+    alpha = torch.from_numpy(np.array(up.getchannel("A"))).int()
+    expected = bicubic_resize(torch.from_numpy(np.array(rgba.getchannel("A")))[None], 2)[0].int()
+    assert (alpha - expected).abs().max() <= 1  # the alpha channel: MATLAB's bicubic, not the network
+    assert torch.equal(torch.from_numpy(np.array(up.convert("RGB"))), torch.from_numpy(np.array(gan.upscale(rgb))))
+    four = torch.cat([u8, u8[:, :1]], 1)
+    assert gan.upscale(four).shape == (2, 4, 18, 22)
+    with pytest.raises(ValueError, match="channels"):
+        gan.upscale(torch.zeros(1, 2, 8, 8))
+
+
+def test_bf16_upscale_is_close_to_fp32():
+    gan = tiny_sr()
+    x = torch.rand(1, 3, 12, 12) * 2 - 1
+    torch.testing.assert_close(gan.upscale(x, dtype=torch.bfloat16), gan.upscale(x), rtol=0, atol=0.05)
+
+
+def test_a_translator_does_not_upscale():
+    torch.manual_seed(0)
+    pix = ganzoo.create("pix2pix", **ganzoo.registry.get_variant("pix2pix").tiny)
+    with pytest.raises(ValueError, match="translate"):
+        pix.upscale(torch.zeros(1, 3, 32, 32))
+
+
+def test_bicubic_reference_row_is_the_papers(data_root):
+    # The SRGAN paper's bicubic row: Set5 28.43, Set14 25.99, BSD100 25.94 dB (Y, 4 px shaved); its Set14 images
+    # are not exactly the staged ones (../shared/METRICS.md: PIL's bicubic gives 26.09 on these).
+    from ganzoo.metrics import bicubic_upscaler, evaluate_super_resolution
+
+    result = evaluate_super_resolution(bicubic_upscaler(4), name="bicubic", scale=4, root=data_root, progress=False)
+    psnr = {k.split("/")[1]: v["mean"] for k, v in result["metrics"].items() if k.startswith("psnr")}
+    assert abs(psnr["Set5"] - 28.43) < 0.01 and abs(psnr["Set14"] - 26.09) < 0.01 and abs(psnr["BSD100"] - 25.96) < 0.01
+    assert result["protocol"]["benchmarks"]["Set14"]["num"] == 14 and result["protocol"]["scale"] == 4
+
+
+def test_evaluate_dispatches_an_sr_model_to_the_sr_protocol(data_root):
+    gan = tiny_sr(scale=4)
+    result = ganzoo.evaluate(gan, metrics=("fid",), progress=False)
+    assert result["protocol"]["task"] == "super-resolution"
+    assert set(result["metrics"]) == {f"{m}/{b}" for m in ("psnr", "ssim") for b in SR_BENCHMARKS}
+    assert len(result["metrics"]["psnr/BSD100"]["values"]) == 100
+
+
+def test_cli_upscales_a_folder_of_mixed_images_keeping_names_and_modes(tmp_path, capsys):
+    from ganzoo import cli
+
+    folder = ganzoo.save_pretrained(tiny_sr(), tmp_path / "sr")
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (13, 21, 3), dtype=np.uint8)).save(inputs / "a.png")
+    Image.fromarray(rng.integers(0, 256, (7, 9), dtype=np.uint8)).save(inputs / "sub" / "b.png")
+    Image.fromarray(rng.integers(0, 256, (10, 6, 4), dtype=np.uint8)).save(inputs / "c.png")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(inputs / "d.jpg")
+    assert cli.main(["upscale", str(folder), str(inputs), str(tmp_path / "out")]) == 0
+    sizes = {p.relative_to(tmp_path / "out").as_posix(): (Image.open(p).size, Image.open(p).mode)
+             for p in (tmp_path / "out").rglob("*.*")}  # fmt: skip
+    assert sizes == {"a.png": ((42, 26), "RGB"), "sub/b.png": ((18, 14), "L"), "c.png": ((12, 20), "RGBA"),
+                     "d.jpg": ((16, 16), "RGB")}  # fmt: skip
+    assert "upscaled 4 images 2x" in capsys.readouterr().out
+    assert cli.main(["translate", str(folder), str(inputs / "a.png"), str(tmp_path / "t.png")]) == 1
+    assert "ganzoo upscale" in capsys.readouterr().err
+
+
+def test_preview_after_training_shows_lr_bicubic_output_and_hr_rows():
+    gan = tiny_sr()
+    fit(gan.train(), batches=1)
+    images, nrow = gan.preview(8)
+    assert nrow == 4 and images.shape == (32, 3, 16, 16)
+    lr, bicubic, out, hr = images.view(8, 4, 3, 16, 16).unbind(1)
+    torch.testing.assert_close(hr, gan.preview_targets)  # the training crops the inputs were made from
+    torch.testing.assert_close(bicubic, bicubic_resize(gan.preview_inputs, 2).clamp(-1, 1))
+    torch.testing.assert_close(out, gan.translate(gan.preview_inputs))
+    torch.testing.assert_close(lr[..., ::2, ::2], gan.preview_inputs)
+
+
+def test_init_from_copies_the_srresnet_generator_into_a_fresh_srgan_only(tmp_path):
+    from ganzoo.callbacks import InitFrom
+
+    shape = dict(image_size=16, scale=2, num_features=4, num_blocks=1)
+    torch.manual_seed(0)
+    srresnet = ganzoo.save_pretrained(ganzoo.create("srgan", adversarial_weight=0.0, **shape), tmp_path / "srresnet")
+    torch.manual_seed(1)
+    srgan = ganzoo.create("srgan", ndf=2, ema_kimg=1.0, **shape)
+    d_before = {k: v.clone() for k, v in srgan.discriminator.state_dict().items()}
+    InitFrom(str(srresnet)).on_fit_start(None, srgan)
+    source = ganzoo.load(srresnet).generator.state_dict()
+    for net in (srgan.generator, srgan.generator_ema):
+        assert all(torch.equal(v, source[k]) for k, v in net.state_dict().items())
+    assert all(torch.equal(v, d_before[k]) for k, v in srgan.discriminator.state_dict().items())
+    # A resumed run keeps its own weights.
+    resumed = ganzoo.create("srgan", ndf=2, **shape)
+    resumed.images_seen = 16
+    kept = {k: v.clone() for k, v in resumed.generator.state_dict().items()}
+    InitFrom(str(srresnet)).on_fit_start(None, resumed)
+    assert all(torch.equal(v, kept[k]) for k, v in resumed.generator.state_dict().items())
+    with pytest.raises(ValueError, match="does not fit"):
+        InitFrom(str(srresnet)).on_fit_start(None, ganzoo.create("srgan", ndf=2, **{**shape, "num_features": 8}))
+    with pytest.raises(ValueError, match="cannot copy 'discriminator'"):
+        InitFrom(str(srresnet), ["discriminator"]).on_fit_start(None, ganzoo.create("srgan", ndf=2, **shape))

@@ -29,13 +29,16 @@ EXTRA = {
     "pix2pix": dict(lr_constant_kimg=0.004, lr_decay_kimg=0.008, ema_kimg=0.01),
     "cyclegan": dict(lr_constant_kimg=0.004, lr_decay_kimg=0.008, ema_kimg=0.01, lambda_identity=0.5, pool_size=3),
     "progan": dict(drift_weight=0.5),  # a drift weight large enough to show
+    "srgan": dict(lr_drop_kimg=0.008, ema_kimg=0.01, content_loss="vgg22", vgg_pretrained=False),
+    "srresnet": dict(lr_drop_kimg=0.008, adversarial_weight=0.0),  # the srgan variant without a discriminator
 }
 
 
-@pytest.mark.parametrize("variant", ["pix2pix", "cyclegan", "progan"])
-def test_the_plain_loop_trains_exactly_what_ganzoo_trains(variant, monkeypatch):
+@pytest.mark.parametrize("case", ["pix2pix", "cyclegan", "progan", "srgan", "srresnet"])
+def test_the_plain_loop_trains_exactly_what_ganzoo_trains(case, monkeypatch):
+    variant = "srgan" if case == "srresnet" else case
     info = registry.get_variant(variant)
-    hparams = {**info.tiny, **EXTRA.get(variant, {})}
+    hparams = {**info.tiny, **EXTRA.get(case, {})}
     torch.manual_seed(0)
     base = THROUGHPUT.at_final_stage(registry.create(variant, **hparams))
     if variant == "progan":

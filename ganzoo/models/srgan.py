@@ -22,6 +22,8 @@ parameter names, so its files load without a key map.
   content loss either the pixel MSE (SRResNet, SRGAN-MSE) or ``||phi_ij(I_HR) - phi_ij(G(I_LR))||^2`` on VGG19
   features after the ``j``-th conv (and its ReLU) before the ``i``-th max-pool (VGG22, VGG54), scaled by
   ``1 / 12.75`` as the paper does. ``adversarial_weight = 0`` trains SRResNet: pixel MSE alone, no discriminator.
+- Weights: ESRGAN's and Real-ESRGAN's released generators, in any of their three key layouts, load with
+  :meth:`SRGAN.upstream_weights` (entries ``esrgan-x4``, ``esrgan-psnr-x4``, ``realesrgan-x4plus``, ...).
 
 Images are in [-1, 1] outside the generators; inside, every generator works on [0, 1] as the reference code does
 (``G(x) = 2 g((x + 1) / 2) - 1``), so upstream weights run unchanged.
@@ -30,6 +32,7 @@ Images are in [-1, 1] outside the generators; inside, every generator works on [
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import torch
@@ -38,7 +41,7 @@ from torch.nn import functional as F
 
 from ganzoo import losses
 from ganzoo.gan import ImageToImageGAN
-from ganzoo.registry import register_gan
+from ganzoo.registry import Pretrained, register_gan, register_pretrained
 
 
 class SRResidualBlock(nn.Module):
@@ -330,3 +333,148 @@ class SRGAN(ImageToImageGAN):
             return opts
         drop = lambda _: 0.1 if self.images_seen >= 1000 * hp.lr_drop_kimg else 1.0  # noqa: E731
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, drop) for o in opts]
+
+    @property
+    def size_multiple(self) -> int:
+        # Real-ESRGAN's x2 and x1 networks pixel-unshuffle their input by 2 or 4: translate pads to that multiple.
+        return int(getattr(self.generator.net, "unshuffle", 1))
+
+    # ESRGAN's and Real-ESRGAN's weights ------------------------------------------------------------
+
+    upstream_format = "torch"
+
+    @classmethod
+    def upstream_weights(cls, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Hparams and state dict from an RRDB generator file, read as data (``torch.load(weights_only=True)``), in
+        any of the three layouts its authors released:
+
+        - xinntao/ESRGAN's (``RRDB_ESRGAN_x4.pth``, ``RRDB_PSNR_x4.pth``): a plain state dict of ``conv_first``,
+          ``RRDB_trunk.<i>.RDB<1-3>.conv<1-5>``, ``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``, ``conv_last``;
+        - BasicSR's (``ESRGAN_SRx4_DF2KOST_official-ff704c30.pth``): the same weights renamed ``body.<i>.rdb<j>``,
+          ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr`` (the names :class:`RRDBNet` keeps), plain or
+          wrapped as ``{"params": ...}`` / ``{"params_ema": ...}``;
+        - Real-ESRGAN's (``RealESRGAN_x4plus.pth``, ``RealESRGAN_x2plus.pth``, ``RealESRGAN_x4plus_anime_6B.pth``):
+          BasicSR's names in ``{"params_ema": ...}`` (preferred, as Real-ESRGAN's inference does) or
+          ``{"params": ...}``; the x2 model's ``conv_first`` takes the 12 channels of the 2x pixel-unshuffled input.
+
+        The architecture comes from the shapes: width from ``conv_first``, growth from ``conv1``, blocks from the
+        ``body`` indices, channels from ``conv_last``, and the scale from ``conv_first``'s input channels over the
+        image channels (1: x4, 4: x2, 16: x1). The releases hold the generator alone: the model is built without a
+        discriminator (``adversarial_weight=0``), as an SRResNet-style generator-only SRGAN."""
+        state = rrdb_state(data)
+        return rrdb_hparams(state), {f"generator.net.{k}": v for k, v in state.items()}
+
+
+# xinntao/ESRGAN's names -> BasicSR's (as BasicSR's scripts/model_conversion/convert_models.py maps them).
+_ESRGAN_NAMES = [
+    (re.compile(r"^RRDB_trunk\.(\d+)\.RDB([123])\."), r"body.\1.rdb\2."),
+    (re.compile(r"^trunk_conv\."), "conv_body."),
+    (re.compile(r"^upconv([12])\."), r"conv_up\1."),
+    (re.compile(r"^HRconv\."), "conv_hr."),
+]
+
+
+def rrdb_state(data: Any) -> dict[str, Tensor]:
+    """An RRDB generator's state dict under BasicSR's names from an upstream file's data: ``{"params_ema"}`` (else
+    ``{"params"}``) unwrapped, ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile) prefixes dropped, and
+    ESRGAN's original names renamed."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a state dict of an RRDB generator, found a {type(data).__name__}")
+    data = next((data[k] for k in ("params_ema", "params") if isinstance(data.get(k), dict)), data)
+    state = {}
+    for key, value in data.items():
+        if not isinstance(value, Tensor):
+            continue
+        while key.startswith(("module.", "_orig_mod.")):
+            key = key.split(".", 1)[1]
+        for pattern, name in _ESRGAN_NAMES:
+            key = pattern.sub(name, key)
+        state[key] = value
+    return state
+
+
+def rrdb_hparams(state: dict[str, Tensor]) -> dict[str, Any]:
+    """SRGAN's hparams for the RRDB network whose BasicSR-named state dict is ``state`` (see
+    :meth:`SRGAN.upstream_weights`)."""
+    first, last, dense = (state.get(f"{k}.weight") for k in ("conv_first", "conv_last", "body.0.rdb1.conv1"))
+    if first is None or last is None or dense is None:
+        found = ", ".join(sorted(state)[:4]) + (" ..." if len(state) > 4 else "") if state else "no tensors"
+        raise ValueError(
+            f"not an ESRGAN/Real-ESRGAN RRDB generator: found {found}; expected conv_first, body.<i>.rdb<1-3>."
+            "conv<1-5> (BasicSR, Real-ESRGAN) or RRDB_trunk.<i>.RDB<1-3>.conv<1-5> (ESRGAN), ..., conv_last"
+        )
+    channels, in_channels = int(last.shape[0]), int(first.shape[1])
+    scale = {1: 4, 4: 2, 16: 1}.get(in_channels // channels) if in_channels % channels == 0 else None
+    if scale is None:  # the input is pixel-unshuffled by 1, 2 or 4: 1, 4 or 16 times the image channels
+        raise ValueError(f"conv_first takes {in_channels} channels and conv_last gives {channels}: not 1, 4 or 16 "
+                         "times as many, as an RRDB network of scale 4, 2 or 1 has")  # fmt: skip
+    return {
+        "generator": "rrdb",
+        "scale": scale,
+        "image_channels": channels,
+        "num_features": int(first.shape[0]),
+        "num_blocks": len({k.split(".")[1] for k in state if k.startswith("body.")}),
+        "growth": int(dense.shape[0]),
+        "adversarial_weight": 0.0,
+    }
+
+
+# The authors' released RRDB generators, converted at first load (generators only: no discriminator). Each URL's
+# name carries the first digits of its sha256 where the release gave one (download_url checks them); the other
+# files are pinned at their first download.
+_REAL_ESRGAN = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
+_ESRGAN_SOURCE = "xinntao/ESRGAN (Wang et al. 2018), in BasicSR's layout (XPixelGroup/BasicSR)"
+_REAL_ESRGAN_SOURCE = "xinntao/Real-ESRGAN (Wang et al. 2021)"
+# METRICS.md's mmagic rows are mmagic's own RRDB models (DIV2K, 1000k / 400k iterations), not these files.
+_MMAGIC = ("mmagic's own {what}, trained on DIV2K, scores Set5 {set5}, Set14 {set14} (PSNR dB / SSIM on RGB, 4-px "
+           "border crop); these are the authors' weights (trained on DF2K{ost}), not measured there")  # fmt: skip
+
+register_pretrained(
+    Pretrained(
+        name="esrgan-x4",
+        variant="srgan",
+        dataset="DF2K-OST",
+        license="apache-2.0",
+        url=f"{_REAL_ESRGAN}v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+        source=_ESRGAN_SOURCE,
+        description="the ESRGAN paper's final x4 model (RRDB_ESRGAN_x4.pth, 23 RRDBs of 64 channels, trained on DIV2K, "
+        "Flickr2K and OST with MATLAB-bicubic LR), as BasicSR converted it; released with Real-ESRGAN v0.1.1",
+        published=_MMAGIC.format(what="ESRGAN", set5="28.2700 / 0.7778", set14="24.6328 / 0.6491", ost=" + OST"),
+    ),
+    Pretrained(
+        name="esrgan-psnr-x4",
+        variant="srgan",
+        dataset="DF2K",
+        license="apache-2.0",
+        # No GitHub release holds it: ESRGAN's README links a Google Drive folder (RRDB_PSNR_x4.pth); this is the
+        # Drive file of BasicSR's conversion that BasicSR's scripts/download_pretrained_models.py fetches. The
+        # fragment, which urllib never sends, names the file: its "-150ff491" is the sha256 prefix download_url
+        # checks, so a Drive page served instead of the file is refused, not kept.
+        url="https://drive.google.com/uc?export=download&id=1swaV5iBMFfg-DL6ZyiARztbhutDCWXMM"
+        "#ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth",
+        source=_ESRGAN_SOURCE,
+        description="ESRGAN's PSNR-oriented x4 RRDB network (RRDB_PSNR_x4.pth: L1 loss only, trained on DF2K with "
+        "MATLAB-bicubic LR), as BasicSR converted it. Not on a GitHub release: the ESRGAN README links a Google "
+        "Drive folder (https://drive.google.com/drive/u/0/folders/17VYV_SoZZesU6mbxz2dMAIccSSlqLecY); ganzoo "
+        "downloads BasicSR's Google Drive file of it (ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth)",
+        published=_MMAGIC.format(what="ESRGAN-PSNR", set5="30.6428 / 0.8559", set14="27.0543 / 0.7447", ost=""),
+    ),
+    *(
+        Pretrained(
+            name=name,
+            variant="srgan",
+            dataset=dataset,
+            license="bsd-3-clause",
+            url=f"{_REAL_ESRGAN}{release}/{file}",
+            source=_REAL_ESRGAN_SOURCE,
+            description=f"Real-ESRGAN's {what}, trained on synthetic real-world degradations (blur, noise, "
+            "resizing, JPEG) rather than bicubic LR: not comparable on the bicubic benchmarks",
+        )
+        for name, dataset, release, file, what in [
+            ("realesrgan-x4plus", "DF2K-OST", "v0.1.0", "RealESRGAN_x4plus.pth", "x4 model for general images"),
+            ("realesrgan-x2plus", "DF2K-OST", "v0.2.1", "RealESRGAN_x2plus.pth", "x2 model for general images"),
+            # 6 RRDBs; Real-ESRGAN's docs do not name the anime model's training images.
+            ("realesrgan-x4plus-anime", "anime", "v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth", "x4 anime model"),
+        ]
+    ),
+)
