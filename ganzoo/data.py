@@ -907,8 +907,8 @@ class SuperResolution(ImageDataModule):
     BSD100); ``val`` is the same. Batches of the test split hold one image (their sizes differ).
 
     Args:
-        train: the training folders (default: BSD100's 100 HR images and the maps set's 1,096 aerial photos; Set5
-            and Set14 stay unseen, so scores on BSD100 are marked as seen in training).
+        train: the training folders (default: BSD100's 100 HR images, so Set5 and Set14 stay unseen and scores on
+            BSD100 are marked as seen in training; ``"maps/train:left"`` adds the maps set's 1,096 aerial photos).
         benchmark: the evaluation set.
         scale: the upscaling factor.
         crop_size: the HR training crop (the paper's 96).
@@ -916,7 +916,7 @@ class SuperResolution(ImageDataModule):
 
     def __init__(
         self,
-        train: Sequence[str] = ("sr/BSD100/HR", "maps/train:left"),
+        train: Sequence[str] = ("sr/BSD100/HR",),
         benchmark: str = "Set5",
         scale: int = 4,
         crop_size: int = 96,

@@ -103,9 +103,11 @@ def test_shipped_model_cards_state_the_leaderboard_numbers(name):
     card = (folder / hub.CARD_NAME).read_text()
     gan = hub.load_folder(folder)
     assert card == cards.model_card(gan, name, entry, measured=measured)  # regenerate: leaderboard.py --rewrite
-    fid = next(r for r in measured if r["kind"] == "model")["metrics"]["fid"]["mean"]
-    assert f"{fid:.4g}" in card and "model-index:" in card
-    assert any(label.startswith("FID-") for label in hub.info(name)["metrics"])
+    headline = "psnr/Set5" if gan.task == "super-resolution" else "fid"
+    value = next(r for r in measured if r["kind"] == "model")["metrics"][headline]["mean"]
+    assert f"{value:.4g}" in card and "model-index:" in card
+    label = "PSNR (dB) Set5" if gan.task == "super-resolution" else "FID-"
+    assert any(key.startswith(label) for key in hub.info(name)["metrics"])
 
 
 def test_the_readme_translation_table_states_the_leaderboards_numbers():

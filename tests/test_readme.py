@@ -32,6 +32,8 @@ REPLACE = [
     ("--num-samples 10000 --seeds 0,1,2", "--num-samples 100 --num-real 100 --seeds 0,1",
      "FID-10k of 3 seeds against the 10,000 test images takes most of an hour on a 2-core CPU"),
     ("num_samples=10_000", "num_samples=100, num_real=100", "the same, in Python"),
+    ("realesrgan-x4plus", "srresnet-x4",
+     "Real-ESRGAN's file (64 MB, from GitHub) cannot be downloaded here: the same calls on the shipped SRResNet"),
 ]  # fmt: skip
 # Commands left out, and why: a line starting with one of these, up to the `&&` that chains the next command (a
 # prefix that holds the `&&` leaves out the whole line).
@@ -72,6 +74,11 @@ def workdir(tmp_path_factory) -> Path:
     unet = torch.load(fixture_path("pix2pix_unet128.pt"), weights_only=True)["state_dict"]
     torch.save(unet, work / "latest_net_G.pth")  # a junyanz generator file of their own (the fixture's weights)
     Image.new("RGB", (300, 200), (90, 120, 60)).save(work / "photo.jpg")
+    Image.new("RGB", (120, 90), (40, 160, 200)).save(work / "photo.png")
+    (work / "photos").mkdir()  # their own photos to upscale: colour, gray, with alpha
+    Image.new("RGB", (61, 47), (200, 30, 90)).save(work / "photos" / "a.jpg")
+    Image.new("L", (40, 40), 128).save(work / "photos" / "b.png")
+    Image.new("RGBA", (33, 20), (10, 200, 10, 128)).save(work / "photos" / "c.png")
     (work / "maps").mkdir()  # their own maps to turn into photos, of any sizes
     for i, size in enumerate([(250, 180), (97, 61)]):
         Image.new("RGB", size, (230, 225 - 40 * i, 215)).save(work / "maps" / f"{i}.png")

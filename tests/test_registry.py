@@ -14,7 +14,8 @@ def test_list_with_wildcards_and_filters():
     assert "cyclegan-horse2zebra" in translation and "dcgan-mnist" not in translation
     assert "dcgan-mnist" in ganzoo.list(task="generation") and "pix2pix-sat2map" not in ganzoo.list(task="generation")
     assert ganzoo.list(task="super-resolution") == [
-        "esrgan-psnr-x4", "esrgan-x4", "realesrgan-x2plus", "realesrgan-x4plus", "realesrgan-x4plus-anime"]  # fmt: skip
+        "esrgan-psnr-x4", "esrgan-x4", "realesrgan-x2plus", "realesrgan-x4plus", "realesrgan-x4plus-anime",
+        "srresnet-x4"]  # fmt: skip
     assert ganzoo.list(variant="no-such-variant") == []
     assert "dcgan" in ganzoo.list(pretrained=False)
     with pytest.raises(ValueError, match="task"):
@@ -48,8 +49,9 @@ def test_aliases_and_duplicates(monkeypatch):
 
 
 # Entries of a variant that runs other papers' models keep those papers' names: ESRGAN's and Real-ESRGAN's generators
-# are the RRDB generator of ganzoo's srgan variant.
-FAMILY_NAMES = {"srgan": ("srgan", "esrgan", "realesrgan")}
+# are the RRDB generator of ganzoo's srgan variant, and SRResNet is the SRGAN paper's own name for its generator
+# trained on the MSE alone.
+FAMILY_NAMES = {"srgan": ("srgan", "srresnet", "esrgan", "realesrgan")}
 
 
 def test_pretrained_entries_are_complete():
