@@ -158,3 +158,30 @@ def test_an_official_entry_offline_names_the_url_and_where_to_put_the_file_then_
     torch.testing.assert_close((gan.translate(x * 2 - 1) + 1) / 2, expected.clamp(0, 1), rtol=1e-5, atol=1e-5)
     info = ganzoo.hub.info("realesrgan-x4plus")
     assert info["license"] == "bsd-3-clause" and "Real-ESRGAN" in info["source"]
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "blocks", "wrap"),
+    [("esrgan-x4", 4, 2, lambda s: {"params": s}), ("esrgan-psnr-x4", 4, 2, lambda s: {"params": s}),
+     ("realesrgan-x2plus", 2, 2, lambda s: {"params_ema": s}),
+     ("realesrgan-x4plus-anime", 4, 6, lambda s: {"params_ema": s})],
+)  # fmt: skip
+def test_every_other_official_entry_offline_says_where_its_file_goes(name, scale, blocks, wrap, tmp_path, monkeypatch):
+    """Each official SR entry with no network fails in one line naming its URL and the place for the file; a file
+    of its layout placed there (small random weights standing in for the release) loads and upscales."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("off")))
+    entry = ganzoo.registry.get_pretrained(name)
+    with pytest.raises(ganzoo.hub.HubError) as error:
+        ganzoo.load(name)
+    message = str(error.value)
+    place = tmp_path / "upstream" / f"{name}.pth"
+    assert "\n" not in message and entry.url.split("#")[0] in message and f"put it at {place}" in message
+    torch.save(wrap(rrdb_state(scale, blocks)), place)
+    gan = ganzoo.load(name)
+    assert gan.output_scale == scale and gan.upscale(torch.rand(1, 3, 7, 9) * 2 - 1).shape == (
+        1,
+        3,
+        7 * scale,
+        9 * scale,
+    )
