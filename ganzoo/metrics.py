@@ -905,15 +905,17 @@ def evaluate_super_resolution(
     for benchmark in benchmarks or SR_BENCHMARKS:
         pairs = SuperResolution(root=str(root) if root else None, benchmark=benchmark, scale=scale).dataset("test")
         values: dict[str, list[float]] = {"psnr": [], "ssim": []}
+        lows = []  # the LR inputs as read, for the protocol's digest (each file decoded once)
         for i in _progress(range(len(pairs)), progress, desc=f"upscaling {benchmark}", unit="image"):
             low, high = pairs[i]
+            lows.append(to_uint8(low))
             out = upscale(low[None]).cpu()
             for k, v in paired_metrics(out, high[None], y_channel=True, crop=scale).items():
                 if k in values:
                     values[k].extend(v.tolist())
         for k, v in values.items():
             results[f"{k}/{benchmark}"] = _summary(v)
-        digest = tensors_sha256(to_uint8(pairs[i][0]) for i in range(len(pairs)))
+        digest = tensors_sha256(lows)
         sets[benchmark] = {"num": len(pairs), "lr": f"LR_bicubic_x{scale}" if pairs.lr_files else "bicubic_resize",
                            "lr_digest": digest, "seen_in_training": benchmark in seen}  # fmt: skip
     protocol: dict[str, Any] = {

@@ -489,7 +489,7 @@ register_pretrained(
         license="other",
         description="SRResNet (the SRGAN paper's generator, 16 residual blocks of 64 channels) trained here on the "
         "pixel MSE for 4x super-resolution, from 96x96 crops of BSD100's 100 HR images (an academic benchmark: "
-        "research use) with MATLAB-bicubic LR, on a 2-core CPU (two threads, alone)",
+        "research use) with MATLAB-bicubic LR, on a 2-core CPU (two threads)",
         folder="srresnet-x4",
         sha256="1d72b1806952dc4e877a956032288a5135d0ce4faab1f0107349dad6a8fa020f",
         recipe="srresnet-x4",
