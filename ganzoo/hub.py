@@ -461,12 +461,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None, progress: bool = True) -> Path:
     """The file at ``url``, kept at ``path``: downloaded once (with a progress bar), then read from there.
 
-    The download goes to a temporary file beside ``path`` and is renamed only when complete and, with
-    ``sha256``, verified; a file already at ``path`` whose hash differs is fetched again.
+    The download goes to a temporary file beside ``path`` and is renamed only when complete and verified: against
+    ``sha256``, else against the head of its sha256 that a torch.hub-style name carries. A file already at
+    ``path`` (a download, or a copy the user put there) that fails the same check is fetched again.
 
     Raises:
         HubError: no network (or a refused request) and no copy at ``path``.
-        CheckpointError: the downloaded bytes do not have the pinned ``sha256``.
+        CheckpointError: the downloaded bytes do not have the pinned ``sha256`` (or the name's).
     """
     import urllib.error
     import urllib.request
@@ -474,11 +475,25 @@ def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None
     from tqdm.auto import tqdm
 
     path = Path(path)
+    # A torch.hub-style name ("celebaHQ_s6_i80000-6196db68.pth") carries the first hex digits of its sha256 (a
+    # letter among them, so that a date or an iteration count is not taken for one): checked when nothing is pinned.
+    named = re.search(r"-((?=[0-9]*[a-f])[0-9a-f]{8,64})\.[A-Za-z0-9]+$", url.split("#")[-1].rsplit("/", 1)[-1])
+    prefix = named.group(1) if named and sha256 is None else None
+
+    def wrong(digest: str) -> str | None:
+        if sha256 is not None and digest != sha256:
+            return f"is {digest}, not the pinned {sha256}"
+        if prefix and not digest.startswith(prefix):
+            return f"is {digest}, not starting with the {prefix} its name carries"
+        return None
+
     stale = ""
     if path.is_file():
-        if sha256 is None or file_sha256(path) == sha256:
+        if sha256 is None and prefix is None:
             return path
-        stale = f" (the copy at {path} does not have the expected sha256 {sha256}: damaged or replaced)"
+        if not (why := wrong(file_sha256(path))):
+            return path
+        stale = f" (the copy at {path} is damaged or another file: its sha256 {why})"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -490,19 +505,9 @@ def download_url(url: str, path: str | os.PathLike, *, sha256: str | None = None
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-        # A torch.hub-style name ("celebaHQ_s6_i80000-6196db68.pth") carries the first hex digits of its sha256
-        # (a letter among them, so that a date or an iteration count is not taken for one).
-        prefix = re.search(r"-((?=[0-9]*[a-f])[0-9a-f]{8,64})\.[A-Za-z0-9]+$", url.rsplit("/", 1)[-1])
-        if sha256 is None and prefix and not digest.hexdigest().startswith(prefix.group(1)):
-            raise CheckpointError(
-                f"{url}: the download's sha256 is {digest.hexdigest()}, not starting with the {prefix.group(1)} its "
-                "name carries: it is damaged or the file changed upstream; nothing was kept"
-            )
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise CheckpointError(
-                f"{url}: the download's sha256 is {digest.hexdigest()}, not the pinned {sha256}: it is damaged or "
-                f"the file changed upstream; nothing was kept"
-            )
+        if why := wrong(digest.hexdigest()):
+            raise CheckpointError(f"{url}: the download's sha256 {why}: it is damaged or the file changed upstream; "
+                                  "nothing was kept")  # fmt: skip
         os.replace(tmp, path)
     except (urllib.error.URLError, OSError) as e:
         raise HubError(

@@ -467,6 +467,12 @@ def test_download_url_verifies_keeps_and_reports(tmp_path):
         with pytest.raises(CheckpointError, match="not starting with the 0000000a its name carries"):
             download_url(url.replace("weights.pt", "named-0000000a.pth"), tmp_path / "bad.pth", progress=False)
         assert not (tmp_path / "bad.pth").exists()
+        # A copy put in place by hand is held to the same check: a wrong one is fetched again, or named offline.
+        (tmp_path / "named.pth").write_bytes(b"not the weights")
+        assert download_url(named, tmp_path / "named.pth", progress=False).read_bytes() == payload
+        (tmp_path / "gone.pth").write_bytes(b"not the weights")
+        with pytest.raises(HubError, match=r"gone.pth is damaged or another file: its sha256 .* its name carries"):
+            download_url(named.replace("named-", "gone-"), tmp_path / "gone.pth", progress=False)
         dated = url.replace("weights.pt", "snapshot-20240101.pth")
         assert download_url(dated, tmp_path / "dated.pth", progress=False).read_bytes() == payload
         target = tmp_path / "cache" / "weights.pt"
