@@ -12,7 +12,7 @@ import torch
 
 import ganzoo
 from ganzoo import losses, registry
-from ganzoo.callbacks import GANCheckpoint, StopAt
+from ganzoo.callbacks import GANCheckpoint, InitFrom, StopAt
 from ganzoo.data import Synthetic
 
 parser = argparse.ArgumentParser()
@@ -24,6 +24,7 @@ parser.add_argument("--batch", type=int, default=4)
 parser.add_argument("--batches", type=int, default=3)
 parser.add_argument("--ckpt-dir", help="keep checkpoints here (GANCheckpoint every batch, save_last)")
 parser.add_argument("--resume", action="store_true", help="resume from --ckpt-dir/last.ckpt")
+parser.add_argument("--init-from", help="start from this model's generator (ganzoo.callbacks.InitFrom)")
 parser.add_argument("--ab-files", help="a translator trains on these AB files (Paired, or Unpaired for CycleGAN) "
                     "with crops and flips, instead of synthetic pairs")  # fmt: skip
 args = parser.parse_args()
@@ -75,6 +76,7 @@ trainer = L.Trainer(
     strategy="gan_ddp" if args.devices > 1 else "auto",
     max_epochs=10,
     callbacks=[StopAt(batches=args.batches)]
+    + ([InitFrom(args.init_from)] if args.init_from else [])
     + ([GANCheckpoint(dirpath=args.ckpt_dir, every_n_batches=1, save_top_k=0)] if args.ckpt_dir else []),
     logger=False,
     enable_checkpointing=bool(args.ckpt_dir),

@@ -166,6 +166,27 @@ def test_tiled_upscale_is_the_whole_image_in_bounded_pieces():
     assert (gan.upscale(x, tile=16, overlap=0) - whole).abs().max() > 1e-3
 
 
+def test_srresnet_x4_tiles_show_no_seam_on_a_real_photo(data_root):
+    # The shipped SRResNet, 32-px tiles with the default 16 px of context over a Set14 LR crop (8 tile edges across
+    # its 2048 output rows and columns): every output pixel within half a grey level of the whole-image result, and
+    # the step across each tile edge (the mean absolute difference of the two output rows or columns that meet
+    # there) as in the whole image. Without context the same tiles meet in visible seams, which the check sees.
+    gan = ganzoo.load("srresnet-x4")
+    x = read_image(data_root / "sr/Set14/LR_bicubic_x4/img_013.png")[None, :, :96, :128]
+    whole, tiled, bare = (gan.upscale(x, tile=t, overlap=o) for t, o in ((None, 16), (32, 16), (32, 0)))
+    assert whole.shape == (1, 3, 384, 512)
+
+    def edge_steps(y: torch.Tensor) -> torch.Tensor:
+        y = y.float()
+        rows = [(y[..., e, :] - y[..., e - 1, :]).abs().mean() for e in range(128, 384, 128)]
+        cols = [(y[..., e] - y[..., e - 1]).abs().mean() for e in range(128, 512, 128)]
+        return torch.stack(rows + cols)
+
+    assert (tiled.float() - whole.float()).abs().max() <= 1
+    torch.testing.assert_close(edge_steps(tiled), edge_steps(whole), rtol=0, atol=0.1)
+    assert (edge_steps(bare) - edge_steps(whole)).max() > 2  # grey levels: a seam
+
+
 class GlobalShift(torch.nn.Module):
     """A 2x upscaler that sees the whole input (its mean), as no tile context can cover."""
 
@@ -315,6 +336,27 @@ def test_srresnet_trains_on_two_ranks_without_a_discriminator(tmp_path):
         torch.testing.assert_close(ranks[1]["state"][key], value, rtol=0, atol=0, msg=key)
     assert_same_optimizer_states(ranks[0]["optimizers"], ranks[1]["optimizers"])
     assert [r["images_seen"] for r in ranks] == [32, 32]
+
+
+@pytest.mark.slow
+def test_init_from_starts_every_rank_from_the_srresnet(tmp_path):
+    # The networks are wrapped (rank 0's weights broadcast) before InitFrom runs: each rank must load the source
+    # itself, or rank 1 would train on from its own random generator. Four steps of Adam at 1e-4 move each weight by
+    # at most 4e-4, far less than a fresh initialisation differs from the source.
+    from tests.test_distributed import REGULARISED, run_workers
+
+    tiny = ganzoo.registry.get_variant("srgan").tiny
+    torch.manual_seed(123)
+    source = ganzoo.create("srgan", **{**tiny, "adversarial_weight": 0.0})
+    ganzoo.save_pretrained(source, tmp_path / "srresnet")
+    hparams = {**REGULARISED["srgan"], "lr": 1e-4}
+    ranks = run_workers(tmp_path / "run", devices=2, batch=4, variant="srgan", hparams=hparams, batches=4,
+                        extra=("--init-from", str(tmp_path / "srresnet")))  # fmt: skip
+    for key, value in ranks[0]["state"].items():
+        torch.testing.assert_close(ranks[1]["state"][key], value, rtol=0, atol=0, msg=key)
+    for key, value in source.generator.named_parameters():  # (batch norm's running statistics move more)
+        for rank in ranks:
+            assert (rank["state"][f"generator.{key}"] - value).abs().max() < 1e-3, key
 
 
 @pytest.mark.parametrize("generator", ["srresnet", "rrdb"])
