@@ -343,13 +343,21 @@ def _image_jobs(input: str, output: str) -> list[tuple[Path, Path]]:
 
 
 def _save_image(image: Any, out: Path) -> None:
-    """Write a PIL image atomically in the format ``out``'s extension names (JPEG drops an alpha channel)."""
+    """Write a PIL image atomically in the format ``out``'s extension names (JPEG drops an alpha channel and keeps 8
+    bits of a 16-bit image)."""
+    import numpy as np
+    from PIL import Image
+
     from ganzoo.gan import image_format
 
     fmt = image_format(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
-    (image.convert("RGB") if fmt == "JPEG" and image.mode in ("RGBA", "LA") else image).save(tmp, format=fmt)
+    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
+        image = image.convert(image.mode[:-1])
+    elif fmt == "JPEG" and image.mode.startswith("I"):  # 16-bit gray: JPEG holds 8 bits
+        image = Image.fromarray((np.asarray(image) / 257).round().astype(np.uint8))
+    image.save(tmp, format=fmt)
     tmp.replace(out)
 
 
@@ -376,7 +384,6 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
 def cmd_upscale(args: argparse.Namespace) -> None:
     import torch
-    from PIL import Image
 
     from ganzoo.data import open_image
     from ganzoo.gan import _progress
@@ -389,13 +396,7 @@ def cmd_upscale(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.name} ({gan.variant}) is not a super-resolution model: use ganzoo {use} {args.name}")
     options = dict(tile=args.tile or "auto", overlap=args.overlap, dtype=torch.bfloat16 if args.bf16 else None)
     for f, out in _progress(jobs, len(jobs) > 1, desc="upscaling", unit="image"):
-        try:
-            with Image.open(f) as im:  # gray, RGB or with alpha, as the file holds it
-                alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-                kept = "RGBA" if alpha else "L" if im.mode in ("L", "I", "I;16", "F", "1") else "RGB"
-        except OSError:
-            kept = "RGB"  # open_image names the file that cannot be read
-        _save_image(gan.upscale(open_image(f, kept), **options), out)
+        _save_image(gan.upscale(open_image(f, None), **options), out)  # gray, RGB or with alpha, as the file holds
     n, s = len(jobs), gan.output_scale
     print(f"upscaled {n} image{'s' * (n > 1)} {s}x with {args.name} to {args.output}")
 

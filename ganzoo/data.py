@@ -518,12 +518,12 @@ class SeededTransforms(Dataset):
         return index, torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
 
 
-def open_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """The image in ``path``, decoded and converted to ``mode``; a ``ValueError`` that names the file when it is
-    truncated or not an image (PIL raises OSErrors for both)."""
+def open_image(path: Path, mode: str | None = "RGB") -> Image.Image:
+    """The image in ``path``, decoded and converted to ``mode`` (``None``: as the file holds it); a ``ValueError``
+    that names the file when it is truncated or not an image (PIL raises OSErrors for both)."""
     try:
         with Image.open(path) as im:
-            return im.convert(mode)
+            return im.convert(mode) if mode else im.copy()
     except OSError as e:
         raise ValueError(f"{path} cannot be read as an image ({e}): replace or remove it") from None
 

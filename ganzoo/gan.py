@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 import torchvision.utils
 from PIL import Image
@@ -819,8 +820,10 @@ class ImageToImageGAN(GAN):
         Large images run in overlapping tiles blended without seams (see :meth:`run`), so peak memory follows the
         tile, not the image: ``tile="auto"`` runs images of up to 512x512 input pixels whole and larger ones in
         256-pixel tiles; ``tile=None`` always whole. ``dtype=torch.bfloat16`` runs the network under autocast.
-        Grayscale images are upscaled as RGB and returned grayscale (the mean of the channels); an alpha channel
-        (RGBA, or a 4-channel tensor) is upscaled on its own with MATLAB's bicubic and put back.
+        Grayscale images are upscaled as RGB and returned grayscale (the mean of the channels for a tensor, PIL's
+        luma for an image); an alpha channel (RGBA, LA, a palette's transparency, or a 4-channel tensor) is upscaled
+        on its own with MATLAB's bicubic and put back. 16-bit gray images are upscaled at their own precision and
+        returned as 16-bit; 32-bit float images are refused (their range is unknown).
         """
         if self.output_scale == 1:
             raise ValueError(f"this {type(self).__name__} translates, it does not upscale: use translate(images)")
@@ -830,12 +833,19 @@ class ImageToImageGAN(GAN):
         if not isinstance(images, Tensor):
             outs = []
             for im in _progress(list(images), progress, desc="upscaling", unit="image"):
+                if im.mode == "F":
+                    raise ValueError("a 32-bit float image: its range is unknown; convert it to 8 or 16 bits first")
+                if im.mode.startswith("I"):  # 16-bit gray (PIL's I;16 or I): PIL's RGB would clip it at 255
+                    gray = torch.from_numpy(np.asarray(im).astype(np.float32))[None, None] / 32767.5 - 1.0
+                    up = self.upscale(gray.clamp(-1.0, 1.0), **options)[0, 0]
+                    outs.append(Image.fromarray(((up + 1.0) * 32767.5).round().numpy().astype(np.uint16)))
+                    continue
                 rgb = _from_pil(im.convert("RGB"), 3)
                 up = to_pil(self.upscale(rgb, **options))[0]
-                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                    alpha = _from_pil(im.convert("RGBA").getchannel("A"), 1)
-                    up.putalpha(to_pil(self._upscale_alpha(alpha))[0])
-                outs.append(up.convert("L") if im.mode in ("L", "I", "F", "1") else up)
+                alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+                if alpha:
+                    up.putalpha(to_pil(self._upscale_alpha(_from_pil(im.convert("RGBA").getchannel("A"), 1)))[0])
+                outs.append(up.convert("LA" if alpha else "L") if im.mode in ("L", "LA", "1") else up)
             return outs
         if images.ndim != 4 or images.shape[1] not in (1, 3, 4):
             raise ValueError(f"expected images [N, 1, 3 or 4 channels, H, W], got shape {list(images.shape)}")

@@ -225,6 +225,14 @@ def test_upscale_returns_the_kind_it_was_given():
     expected = bicubic_resize(torch.from_numpy(np.array(rgba.getchannel("A")))[None], 2)[0].int()
     assert (alpha - expected).abs().max() <= 1  # the alpha channel: MATLAB's bicubic, not the network
     assert torch.equal(torch.from_numpy(np.array(up.convert("RGB"))), torch.from_numpy(np.array(gan.upscale(rgb))))
+    # 16-bit gray keeps its 16 bits (PIL's own conversion to RGB would clip it at 255): the same as the float path.
+    deep = torch.randint(0, 65536, (9, 11), dtype=torch.int32)
+    up = gan.upscale(Image.fromarray(deep.numpy().astype(np.uint16)))
+    assert up.mode == "I;16" and up.size == (22, 18)
+    expected = (gan.upscale(deep[None, None].float() / 32767.5 - 1)[0, 0] + 1) * 32767.5
+    assert (torch.from_numpy(np.array(up).astype(np.float32)) - expected).abs().max() <= 0.5
+    with pytest.raises(ValueError, match="float image"):
+        gan.upscale(Image.fromarray(deep.numpy().astype(np.float32)))
     four = torch.cat([u8, u8[:, :1]], 1)
     assert gan.upscale(four).shape == (2, 4, 18, 22)
     with pytest.raises(ValueError, match="channels"):
@@ -274,12 +282,15 @@ def test_cli_upscales_a_folder_of_mixed_images_keeping_names_and_modes(tmp_path,
     Image.fromarray(rng.integers(0, 256, (7, 9), dtype=np.uint8)).save(inputs / "sub" / "b.png")
     Image.fromarray(rng.integers(0, 256, (10, 6, 4), dtype=np.uint8)).save(inputs / "c.png")
     Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(inputs / "d.jpg")
+    Image.fromarray(rng.integers(0, 256, (5, 6, 2), dtype=np.uint8), "LA").save(inputs / "e.png")
+    Image.fromarray(rng.integers(0, 65536, (6, 5), dtype=np.uint16)).save(inputs / "f.png")  # 16-bit gray
+    assert Image.open(inputs / "f.png").mode.startswith("I")
     assert cli.main(["upscale", str(folder), str(inputs), str(tmp_path / "out")]) == 0
     sizes = {p.relative_to(tmp_path / "out").as_posix(): (Image.open(p).size, Image.open(p).mode)
              for p in (tmp_path / "out").rglob("*.*")}  # fmt: skip
     assert sizes == {"a.png": ((42, 26), "RGB"), "sub/b.png": ((18, 14), "L"), "c.png": ((12, 20), "RGBA"),
-                     "d.jpg": ((16, 16), "RGB")}  # fmt: skip
-    assert "upscaled 4 images 2x" in capsys.readouterr().out
+                     "d.jpg": ((16, 16), "RGB"), "e.png": ((12, 10), "LA"), "f.png": ((10, 12), "I;16")}  # fmt: skip
+    assert "upscaled 6 images 2x" in capsys.readouterr().out
     assert cli.main(["translate", str(folder), str(inputs / "a.png"), str(tmp_path / "t.png")]) == 1
     assert "ganzoo upscale" in capsys.readouterr().err
 
