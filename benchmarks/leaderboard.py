@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             progress=True,
         )
-        rows, skipped = measure(args, options, {r["name"] for r in board["rows"]})
+        rows, skipped = measure(args, options, {r["name"]: r["key"] for r in board["rows"]})
         measured = {r["name"] for r in rows} | {s["name"] for s in skipped}
         board["rows"] = [r for r in board["rows"] if r["name"] not in measured] + rows
         board["skipped"] = [s for s in board.get("skipped", []) if s["name"] not in measured] + skipped
@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tuple[list[dict], list[dict]]:
+def measure(args: argparse.Namespace, options: dict, existing: dict[str, str]) -> tuple[list[dict], list[dict]]:
+    """Rows for the entries (all, or ``--only``'s) and their reference rows. With ``--only``, a reference row
+    already on the board (``existing``: name to protocol key) is kept when it shares a key with a row measured
+    now; under a changed protocol it is measured again, so that it still ranks beside the models."""
     entries = [registry.get_pretrained(n) for n in ganzoo.list(pretrained=True)]
     if args.only:
         entries = [e for e in entries if e.name in args.only or set(e.aliases) & set(args.only)]
@@ -164,10 +167,13 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
         rows.append(row(entry.name, "model", entry.dataset, result))
         datasets.setdefault(entry.dataset, entry.resolution)
 
+    def kept(name: str) -> bool:
+        return existing.get(name) in {r["key"] for r in rows}
+
     for (dataset, direction), data in references.items():
         for label, translate in (("input itself", lambda x: x), ("mean training target", mean_target(data))):
             name = f"{label}: {dataset} {direction}"
-            if args.only and name in existing:
+            if args.only and kept(name):
                 continue  # as the real-data rows below
             print(name, flush=True)
             result = metrics.evaluate_translation(translate, data, name=name, **translation_options(options))
@@ -175,7 +181,7 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
 
     for scale in sorted(scales):
         name = f"bicubic x{scale} (MATLAB)"
-        if args.only and name in existing:
+        if args.only and kept(name):
             continue
         print(name, flush=True)
         result = metrics.evaluate_super_resolution(metrics.bicubic_upscaler(scale), name=name, scale=scale,
@@ -183,7 +189,7 @@ def measure(args: argparse.Namespace, options: dict, existing: set[str]) -> tupl
         rows.append({**row(name, "reference", f"sr-x{scale}", result), "label": "bicubic"})
 
     for dataset, size in datasets.items():
-        if args.only and f"real: {dataset} train" in existing:
+        if args.only and kept(f"real: {dataset} train"):
             continue  # --only keeps the real-data rows already on the board (a different protocol would not rank)
         print(f"real data: {dataset} train vs test", flush=True)
         train = [
@@ -363,8 +369,9 @@ def sr_table(key: str, rows: list[dict]) -> list[str]:
         f"## {p['scale']}x super-resolution: Set5, Set14, BSD100 (protocol key `{key}`)",
         "",
         "| rank | model | " + " | ".join(f"PSNR {b} (dB) ↑" for b in benchmarks)
-        + " | " + " | ".join(f"SSIM {b} ↑" for b in benchmarks) + " | checkpoint | wall time |",
-        "|---" * (2 * len(benchmarks) + 4) + "|",
+        + " | " + " | ".join(f"SSIM {b} ↑" for b in benchmarks)
+        + " | " + " | ".join(f"detail {b}" for b in benchmarks) + " | checkpoint | wall time |",
+        "|---" * (3 * len(benchmarks) + 4) + "|",
     ]  # fmt: skip
     rank = 0
     for r in rows:
@@ -372,16 +379,19 @@ def sr_table(key: str, rows: list[dict]) -> list[str]:
         seen = {b: "*" if r["protocol"]["benchmarks"][b]["seen_in_training"] else "" for b in benchmarks}
         cells = [f"{r['metrics'][f'psnr/{b}']['mean']:.2f}{seen[b]}" for b in benchmarks]
         cells += [f"{r['metrics'][f'ssim/{b}']['mean']:.4f}{seen[b]}" for b in benchmarks]
+        cells += [f"{r['metrics'][f'detail/{b}']['mean']:.3f}{seen[b]}" for b in benchmarks]
         sha = r["protocol"]["generated"].get("checkpoint_sha256", "")
         out.append(f"| {rank if r['kind'] == 'model' else 'ref'} | {r['name']} | " + " | ".join(cells)
                    + f" | {sha[:12] or '–'} | {r['protocol']['wall_seconds']:,.0f} s |")  # fmt: skip
     if p["scale"] == 4 and benchmarks == ["Set5", "Set14", "BSD100"]:
         for name, (psnr, ssim) in SR_PUBLISHED.items():
             cells = [f"{v:.2f}" for v in psnr] + [f"{v:.3f}" if v is not None else "–" for v in ssim]
-            out.append(f"| paper | {name} | " + " | ".join(cells) + " | – | – |")
+            out.append(f"| paper | {name} | " + " | ".join(cells + ["–"] * len(benchmarks)) + " | – | – |")
     out += [
         "",
-        f"- PSNR: {p['paired']['psnr']}; SSIM: {p['paired']['ssim']}; mean over each benchmark's images; LR inputs: "
+        f"- PSNR: {p['paired']['psnr']}; SSIM: {p['paired']['ssim']}; detail (ganzoo.metrics.detail_ratio: 1 is the "
+        f"HR images' local contrast, below is blur, and it says nothing of correctness): {p['paired']['detail']}; "
+        "mean over each benchmark's images; LR inputs: "
         + ", ".join(f"{b} {v['lr']} ({v['num']} images)" for b, v in p["benchmarks"].items()),
         f"- models run on whole images in eval mode; measured on {p['hardware']} with "
         + ", ".join(f"{k} {v}" for k, v in p["versions"].items()),
@@ -410,21 +420,24 @@ def readme_translation_table(board: dict) -> str:
 
 
 def readme_sr_table(board: dict) -> str:
-    """The README's short super-resolution table: PSNR / SSIM per benchmark, models, bicubic, the paper."""
+    """The README's short super-resolution table: PSNR / SSIM per benchmark and the detail ratio on the unseen
+    benchmarks, models, bicubic, the paper."""
     rows = [r for r in board["rows"] if r["protocol"].get("task") == "super-resolution"]
     if not rows:
         return "\n"
     benchmarks = ("Set5", "Set14", "BSD100")
-    out = ["| model | " + " | ".join(f"{b} PSNR / SSIM" for b in benchmarks) + " |", "|---|---|---|---|"]
+    out = ["| model | " + " | ".join(f"{b} PSNR / SSIM" for b in benchmarks) + " | detail Set5 / Set14 |",
+           "|---|---|---|---|---|"]  # fmt: skip
     for r in sorted(rows, key=lambda r: (r["protocol"]["scale"], r["kind"] != "model", r["name"])):
+        m = {k: v["mean"] for k, v in r["metrics"].items()}
         seen = {b: "*" if r["protocol"]["benchmarks"][b]["seen_in_training"] else "" for b in benchmarks}
-        cells = [f"{r['metrics'][f'psnr/{b}']['mean']:.2f} / {r['metrics'][f'ssim/{b}']['mean']:.3f}{seen[b]}"
-                 for b in benchmarks]  # fmt: skip
+        cells = [f"{m[f'psnr/{b}']:.2f} / {m[f'ssim/{b}']:.3f}{seen[b]}" for b in benchmarks]
+        cells.append(f"{m['detail/Set5']:.2f} / {m['detail/Set14']:.2f}")
         name = f"`{r['name']}`" if r["kind"] == "model" else f"{r['name']} (reference)"
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, (psnr, ssim) in SR_PUBLISHED.items():
         cells = [f"{p:.2f} / {s:.3f}" if s is not None else f"{p:.2f} / –" for p, s in zip(psnr, ssim, strict=True)]
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append(f"| {name} | " + " | ".join(cells) + " | – |")
     return "\n" + "\n".join(out) + "\n"
 
 

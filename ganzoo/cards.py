@@ -15,6 +15,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 SAMPLES_NAME = "samples.png"
 TRAINING_CONFIG_NAME = "training_config.yaml"
+SR_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "detail": "Detail"}
 PIPELINE_TAGS = {
     "generation": "unconditional-image-generation",
     "conditional-generation": "unconditional-image-generation",
@@ -45,7 +46,7 @@ def metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
             for key, m in row["metrics"].items():
                 metric, benchmark = key.split("/")
                 seen = " (seen in training)" if p["benchmarks"][benchmark]["seen_in_training"] else ""
-                label = f"{metric.upper()}{' (dB)' if metric == 'psnr' else ''} {benchmark}{seen}"
+                label = f"{SR_LABELS.get(metric, metric)} {benchmark}{seen}"
                 yield column, key, label, m, protocol
             continue
         n = p["generated"]["num"]
@@ -124,6 +125,7 @@ def model_card(
                         else ""
                     ),
                 ),
+                ("objective", gan.objective),
                 ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
                 ("hardware", "; ".join(t["hardware"]) or "not recorded"),
                 ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
@@ -199,7 +201,9 @@ def model_card(
                 "L1 and SSIM against the true target, PSNR in dB; FID/KID of the outputs against the targets."
                 if translator
                 else "over each benchmark's images, the SR literature's way (Y channel, border shaved). Beside it, "
-                "MATLAB's bicubic measured the same way."
+                "MATLAB's bicubic measured the same way. Detail is the output's mean luma difference between "
+                "neighbouring pixels over the HR image's (`ganzoo.metrics.detail_ratio`): 1 is as much local "
+                "contrast as the original, below is blur; it measures sharpness, not correctness."
                 if upscaler
                 else "over seeds. The real-data row is the same protocol applied to the training split: the best a "
                 "model can do at this sample size."

@@ -104,6 +104,12 @@ class GAN(L.LightningModule):
         and loads the state strictly."""
         raise NotImplementedError(f"{cls.__name__} has no converter for upstream weights")
 
+    @property
+    def objective(self) -> str | None:
+        """What the networks were trained to minimise, in words, where a recipe chooses it (a trained model's card
+        states it); ``None`` where the variant has one objective, its paper's."""
+        return None
+
     def data_schedule(self, images_seen: int) -> tuple[int | None, int | None] | None:
         """What the training data should serve once ``images_seen`` images (all processes) have been seen:
         ``(batch size per process, image side)``, ``None`` in either for the data module's own; or ``None`` for a

@@ -31,7 +31,7 @@ def test_every_row_carries_its_protocol_and_rows_are_grouped_by_it():
         if p.get("task") == "super-resolution":  # every benchmark image's numbers kept
             assert p["scale"] == 4 and set(p["benchmarks"]) == {"Set5", "Set14", "BSD100"}
             for b, info in p["benchmarks"].items():
-                assert all(len(row["metrics"][f"{m}/{b}"]["values"]) == info["num"] for m in ("psnr", "ssim"))
+                assert all(len(row["metrics"][f"{m}/{b}"]["values"]) == info["num"] for m in ("psnr", "ssim", "detail"))
             continue
         assert p["feature_network"]["name"] == "inception-v3-tf" and len(p["feature_network"]["sha256"]) == 64
         assert "TF1 bilinear" in p["feature_network"]["preprocessing"]

@@ -529,6 +529,26 @@ def test_paired_metrics_psnr_ssim_y_channel_and_crop():
         metrics.paired_metrics(as_float(target), as_float(target), crop=12)
 
 
+def test_detail_ratio_is_local_contrast_relative_to_the_target():
+    # Gray stripes 40 levels apart, down the image; the output's are 20 apart: half the contrast, exactly. The same
+    # stripes turned across count as much (both directions are summed), and a difference confined to the shaved
+    # border does not count.
+    def stripes(low: int, high: int, across: bool = False) -> torch.Tensor:
+        column = torch.tensor([low, high] * 8, dtype=torch.float64).view(16, 1)
+        y = column.expand(16, 16) if not across else column.T.expand(16, 16)
+        return (y / 127.5 - 1).expand(1, 3, 16, 16).clone()
+
+    target = stripes(100, 140)
+    assert metrics.detail_ratio(stripes(110, 130), target).item() == pytest.approx(0.5, abs=1e-12)
+    assert metrics.detail_ratio(stripes(100, 140, across=True), target).item() == pytest.approx(1.0, abs=1e-12)
+    flat = torch.full_like(target, 120 / 127.5 - 1)
+    assert metrics.detail_ratio(flat, target).item() == 0.0
+    framed = target.clone()
+    framed[..., :2, :] = 1.0
+    assert metrics.detail_ratio(framed, target, crop=2).item() == pytest.approx(1.0, abs=1e-12)
+    assert metrics.detail_ratio(framed, target).item() > 1.05
+
+
 @pytest.mark.data
 def test_bicubic_upscaling_on_set5_gives_the_srgan_papers_bicubic_row(data_root):
     """SRGAN Table 2 (Y channel, 4-pixel crop): bicubic x4 on Set5 gives 28.43 dB. PIL's bicubic (a = -0.5, as

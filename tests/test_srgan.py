@@ -267,7 +267,7 @@ def test_evaluate_dispatches_an_sr_model_to_the_sr_protocol(data_root):
     gan = tiny_sr(scale=4)
     result = ganzoo.evaluate(gan, metrics=("fid",), progress=False)
     assert result["protocol"]["task"] == "super-resolution"
-    assert set(result["metrics"]) == {f"{m}/{b}" for m in ("psnr", "ssim") for b in SR_BENCHMARKS}
+    assert set(result["metrics"]) == {f"{m}/{b}" for m in ("psnr", "ssim", "detail") for b in SR_BENCHMARKS}
     assert len(result["metrics"]["psnr/BSD100"]["values"]) == 100
 
 
@@ -331,6 +331,19 @@ def test_init_from_copies_the_srresnet_generator_into_a_fresh_srgan_only(tmp_pat
         InitFrom(str(srresnet)).on_fit_start(None, ganzoo.create("srgan", ndf=2, **{**shape, "num_features": 8}))
     with pytest.raises(ValueError, match="cannot copy 'discriminator'"):
         InitFrom(str(srresnet), ["discriminator"]).on_fit_start(None, ganzoo.create("srgan", ndf=2, **shape))
+
+
+@pytest.mark.parametrize(
+    ("hparams", "words"),
+    [({"adversarial_weight": 0.0}, "| objective | content: pixel MSE; no discriminator (SRResNet) |"),
+     ({"content_loss": "vgg54", "vgg_pretrained": False, "d_head": "pooled"},
+      "| objective | content: MSE of VGG19 relu5_4 features / 12.75 (vgg54) + 0.001 x adversarial (non-saturating; "
+      "discriminator with the pooled head) |")],
+)  # fmt: skip
+def test_a_trained_models_card_states_its_content_loss_and_adversarial_weight(hparams, words, tmp_path):
+    gan = ganzoo.create("srgan", **{**ganzoo.registry.get_variant("srgan").tiny, **hparams})
+    fit(gan, batches=1)
+    assert words in (ganzoo.save_pretrained(gan, tmp_path / "m") / "README.md").read_text()
 
 
 @pytest.mark.slow
