@@ -15,7 +15,7 @@ def test_list_with_wildcards_and_filters():
     assert "dcgan-mnist" in ganzoo.list(task="generation") and "pix2pix-sat2map" not in ganzoo.list(task="generation")
     assert ganzoo.list(task="super-resolution") == [
         "esrgan-psnr-x4", "esrgan-x4", "realesrgan-x2plus", "realesrgan-x4plus", "realesrgan-x4plus-anime",
-        "srresnet-x4"]  # fmt: skip
+        "srgan-x4", "srresnet-x4"]  # fmt: skip
     assert ganzoo.list(variant="no-such-variant") == []
     assert "dcgan" in ganzoo.list(pretrained=False)
     with pytest.raises(ValueError, match="task"):
