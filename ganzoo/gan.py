@@ -700,6 +700,62 @@ class LatentGAN(GAN):
         return self.with_labels(z, torch.arange(n) % self.num_classes) if self.num_classes else z
 
     @torch.no_grad()
+    def interpolate(
+        self,
+        seeds: Sequence[int],
+        frames: int = 30,
+        *,
+        labels: int | str | None = None,
+        batch_size: int = 64,
+        **kwargs: Any,
+    ) -> Tensor:
+        """A latent walk that loops: images ``[len(seeds) * frames + 1, C, H, W]`` in [-1, 1] passing through each
+        seed's sample (``sample(1, seed=s, labels=labels)``) in turn, ``frames`` steps from one to the next, and
+        back to the first, so that the first and the last frame are the same image.
+
+        Between two seeds the walk follows :meth:`walk_codes`' codes: for noise inputs the great circle between
+        the two ``z`` (spherical interpolation, ``slerp(a, b; t) = sin((1 - t) w) / sin(w) a + sin(t w) / sin(w) b``
+        with ``cos w = <a, b> / (|a| |b|)``, which keeps the norm a Gaussian ``z`` concentrates at, where a straight
+        line would pass through the atypical region near the origin; White 2016, arXiv 1609.04468); StyleGAN2
+        walks straight lines in W. A conditional model walks within one class, ``labels`` (default 0). ``kwargs``
+        are sampling options (StyleGAN2's ``truncation_psi``)."""
+        if len(seeds) < 2 or frames < 1:
+            raise ValueError(f"a walk needs at least two seeds and one frame per step, got {len(seeds)} seeds and "
+                             f"{frames} frames")  # fmt: skip
+        z = torch.cat([self.sample_latents(1, int(s)) for s in seeds])
+        if self.num_classes:
+            z = self.with_labels(z, 0 if labels is None else labels)
+        elif labels is not None:
+            raise ValueError(f"this {type(self).__name__} is unconditional: it takes no labels (leave labels out)")
+        codes = self.walk_codes(z, **kwargs)
+        t = torch.arange(frames, dtype=torch.float64) / frames
+        n = len(codes)
+        path = torch.cat([self.walk_step(codes[i], codes[(i + 1) % n], t) for i in range(n)])
+        images = torch.cat([self.render_walk(c, **kwargs) for c in path.split(batch_size)])
+        return torch.cat([images, images[:1]])  # the first image again, bit for bit, closes the loop
+
+    def walk_codes(self, z: Tensor, **kwargs: Any) -> Tensor:
+        """The codes a walk interpolates between for latents ``z``: ``z`` itself (StyleGAN2: ``w``)."""
+        return z
+
+    def walk_step(self, a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+        """Codes at fractions ``t [T]`` of the way from ``a`` to ``b``: slerp of the noise, the class kept."""
+        k = self.num_classes
+        noise_a, noise_b = (v[: len(v) - k].double() for v in (a, b))
+        cos = torch.dot(noise_a, noise_b) / (noise_a.norm() * noise_b.norm())
+        omega = torch.arccos(cos.clamp(-1.0, 1.0))
+        if omega.abs() < 1e-6:  # the same direction: the straight line is the arc
+            noise = torch.lerp(noise_a, noise_b, t[:, None])
+        else:
+            noise = torch.sin((1 - t) * omega)[:, None] * noise_a + torch.sin(t * omega)[:, None] * noise_b
+            noise = noise / torch.sin(omega)
+        return torch.cat([noise.to(a.dtype), a[len(a) - k :].expand(len(t), k)], dim=1)
+
+    def render_walk(self, codes: Tensor, **kwargs: Any) -> Tensor:
+        """Images of the sampling generator for codes of :meth:`walk_step`."""
+        return torch.cat(list(self.generate_batches(codes, batch_size=len(codes), **kwargs))).cpu()
+
+    @torch.no_grad()
     def generate_batches(
         self, z: Tensor, *, batch_size: int = 256, progress: bool = False, **kwargs: Any
     ) -> Iterator[Tensor]:

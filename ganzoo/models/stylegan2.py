@@ -742,6 +742,21 @@ class StyleGAN2(LatentGAN):
         images = net.synthesis(mixed.flatten(0, 1), noise_mode="const")
         return images.float().clamp_(-1, 1)
 
+    def walk_codes(self, z: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                   **kwargs: Any) -> Tensor:  # fmt: skip
+        """A walk's codes are the seeds' styles ``w`` ``[n, num_ws, w_dim]`` (truncated as asked): the mapping
+        network has made W's straight lines meaningful, where z's would not be (the paper's perceptual path
+        length is measured along them)."""
+        net = self.sampling_generator.eval()
+        return net.mapping(*self._split(z.to(self.device)), truncation_psi, truncation_cutoff).cpu()
+
+    def walk_step(self, a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+        return torch.lerp(a[None], b[None], t.to(a.dtype).view(-1, 1, 1))
+
+    def render_walk(self, codes: Tensor, noise_mode: str = "const", **kwargs: Any) -> Tensor:
+        net = self.sampling_generator.eval()
+        return net.synthesis(codes.to(self.device), noise_mode=noise_mode).float().clamp_(-1, 1).cpu()
+
     # Training ---------------------------------------------------------------------------------------
 
     def _run_generator(self, G: nn.Module, n: int, c: Tensor, update_emas: bool = False, return_ws: bool = False):
