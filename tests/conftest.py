@@ -1,4 +1,6 @@
+import dataclasses
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,20 @@ def assert_same_optimizer_states(a: list[dict], b: list[dict]) -> None:
         for i, s in oa["state"].items():
             for key, value in s.items():
                 torch.testing.assert_close(ob["state"][i][key], value, rtol=0, atol=0)
+
+
+def accept_stand_in(monkeypatch, name: str, place: Path) -> None:
+    """Let the official entry ``name`` load a stand-in file put at ``place`` (small weights in the release's layout).
+    Where the release's name carries the head of its sha256 (BasicSR's "-ff704c30", the GAN zoo's "-6196db68"),
+    the stand-in is first refused for not having it, in one line naming the place; the entry then stands for one
+    without that check, as no stand-in can have it."""
+    import ganzoo
+
+    entry = registry.get_pretrained(name)
+    head = re.search(r"-([0-9a-f]{8})(\.[A-Za-z0-9]+)$", entry.url)
+    if head:
+        with pytest.raises(ganzoo.hub.HubError, match=f"not starting with the {head.group(1)} its name carries") as e:
+            ganzoo.load(name)
+        assert "\n" not in str(e.value) and f"put it at {place}" in str(e.value)
+        unchecked = dataclasses.replace(entry, url=entry.url.replace(head.group(0), head.group(2)))
+        monkeypatch.setitem(registry._PRETRAINED, name, unchecked)

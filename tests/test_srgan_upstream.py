@@ -2,7 +2,6 @@
 (an independent loader of these files, chaiNNer's) runs it; other files are refused, code in a file never runs, and
 an official entry offline says where its file goes."""
 
-import dataclasses
 import re
 import urllib.error
 import urllib.request
@@ -14,6 +13,7 @@ import torch
 import ganzoo
 from ganzoo import convert
 from ganzoo.models.srgan import RRDBNet, SRResNet
+from tests.conftest import accept_stand_in
 
 
 def rrdb_state(scale: int = 4, num_blocks: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -170,8 +170,7 @@ def test_an_official_entry_offline_names_the_url_and_where_to_put_the_file_then_
 def test_every_other_official_entry_offline_says_where_its_file_goes(name, scale, blocks, wrap, tmp_path, monkeypatch):
     """Each official SR entry with no network fails in one line naming its URL and the place for the file; a file
     of its layout placed there (small random weights standing in for the release) loads and upscales. Where the
-    release's name carries the head of its sha256 (BasicSR's "-ff704c30"), the stand-in is refused for not having
-    it, in one line; the entry then stands for one without that check, as the stand-in cannot have it."""
+    release's name carries the head of its sha256, the stand-in is first refused for it (see accept_stand_in)."""
     monkeypatch.setenv("GANZOO_CACHE", str(tmp_path))
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("off")))
     entry = ganzoo.registry.get_pretrained(name)
@@ -181,13 +180,7 @@ def test_every_other_official_entry_offline_says_where_its_file_goes(name, scale
     place = tmp_path / "upstream" / f"{name}.pth"
     assert "\n" not in message and entry.url.split("#")[0] in message and f"put it at {place}" in message
     torch.save(wrap(rrdb_state(scale, blocks)), place)
-    head = re.search(r"-([0-9a-f]{8})\.pth$", entry.url)
-    if head:
-        with pytest.raises(ganzoo.hub.HubError, match=f"not starting with the {head.group(1)} its name carries") as e:
-            ganzoo.load(name)
-        assert "\n" not in str(e.value) and f"put it at {place}" in str(e.value)
-        unchecked = dataclasses.replace(entry, url=entry.url.replace(head.group(0), ".pth"))
-        monkeypatch.setitem(ganzoo.registry._PRETRAINED, name, unchecked)
+    accept_stand_in(monkeypatch, name, place)
     gan = ganzoo.load(name)
     assert gan.output_scale == scale and gan.upscale(torch.rand(1, 3, 7, 9) * 2 - 1).shape == (
         1,
