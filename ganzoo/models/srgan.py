@@ -518,9 +518,9 @@ register_pretrained(
         "2-core CPU (two threads), 6 kimg. Against srresnet-x4 it gives up fidelity for sharpness, as the paper's "
         "SRGAN does: PSNR 0.39 dB lower on Set5 and 0.27 dB on Set14 (still above bicubic), SSIM 0.79 and 0.70 "
         "(below bicubic's 0.81 and 0.71), and detail 0.87 and 0.66 of the HR images' local contrast against "
-        "srresnet-x4's 0.73 and 0.54: edges and textures come out sharper, but the texture it adds is not the true "
-        "one, and at this short training some of it is a faint grid from the sub-pixel layers. Use srresnet-x4 for "
-        "faithful pixels",
+        "srresnet-x4's 0.73 and 0.54: edges and textures come out sharper, but the texture it adds is invented, not "
+        "recovered, and at this short training some of it is a faint grid from the sub-pixel layers. Use srresnet-x4 "
+        "for faithful pixels",
         folder="srgan-x4",
         sha256="1a4b918c65f7c764c9710e36489e75fd8c87e50592c3f54a1f09eed51ad7eb6c",
         recipe="srgan-x4",
