@@ -260,11 +260,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         verb = "upscale" if gan.task == "super-resolution" else "translate"
         raise ValueError(f"{args.name} ({gan.variant}) {verb}s images, it does not sample: ganzoo {verb} "
                          f"{args.name} INPUT OUTPUT, or in Python gan.{verb}(images)")  # fmt: skip
-    options = {}
-    if args.truncation is not None:
-        if "truncation_psi" not in inspect.signature(gan.sample).parameters:
-            raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
-        options["truncation_psi"] = args.truncation
+    options = _truncation(gan, args)
     if args.labels is not None:  # one row per class, the same latents in every row
         if not gan.num_classes:
             raise ValueError(f"{args.name} ({gan.variant}) is unconditional: leave out --labels")
@@ -287,6 +283,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
         images = torch.cat([gan.sample(1, seed=s, **options) for s in seeds])
     path = save_grid(images, args.output, nrow=args.nrow)
     print(f"wrote {len(images)} samples of {args.name} (seed {args.seed}) to {path}")
+
+
+def _truncation(gan: Any, args: argparse.Namespace) -> dict[str, float]:
+    """``--truncation`` as a sampling option, refused for a model that has none."""
+    if args.truncation is None:
+        return {}
+    if "truncation_psi" not in inspect.signature(gan.sample).parameters:
+        raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
+    return {"truncation_psi": args.truncation}
 
 
 def _labels(text: str, names: list[str]) -> list[int]:
@@ -323,11 +328,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     gan = hub.load(args.name).to(_device(args.device))
     if not hasattr(gan, "interpolate"):
         raise ValueError(f"{args.name} ({gan.variant}) takes images, not latents: a walk needs a generative model")
-    options = {}
-    if args.truncation is not None:
-        if "truncation_psi" not in inspect.signature(gan.sample).parameters:
-            raise ValueError(f"{args.name} ({gan.variant}) has no truncation: leave out --truncation")
-        options["truncation_psi"] = args.truncation
+    options = _truncation(gan, args)
     label = None
     if args.label is not None:
         if not gan.num_classes:
@@ -350,23 +351,25 @@ def save_walk(frames: Any, output: str | Path, *, fps: float = 15, scale: int = 
     out = Path(output)
     images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in to_pil(frames)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    if out.suffix.lower() == ".mp4":
+
+    def write(tmp: str) -> None:
+        if out.suffix.lower() != ".mp4":
+            duration = round(1000 / fps)
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+            return
         import imageio_ffmpeg
 
-        rgb = [np.asarray(im.convert("RGB")) for im in images]
+        rgb = [np.ascontiguousarray(np.asarray(im.convert("RGB"))) for im in images]
         h, w = rgb[0].shape[:2]
         # H.264 in yuv420p needs even sides: an odd one would get a pixel of padding.
         params = ["-f", "mp4", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-        writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, macro_block_size=1, output_params=params)
+        writer = imageio_ffmpeg.write_frames(tmp, (w, h), fps=fps, macro_block_size=1, output_params=params)
         writer.send(None)
         for frame in rgb:
-            writer.send(np.ascontiguousarray(frame))
+            writer.send(frame)
         writer.close()
-    else:
-        duration = round(1000 / fps)
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-    tmp.replace(out)
+
+    hub._atomic_write(out, write)
     return out
 
 
