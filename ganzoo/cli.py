@@ -431,13 +431,11 @@ def _save_image(image: Any, out: Path) -> None:
 
     fmt = image_format(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         image = image.convert(image.mode[:-1])
     elif fmt == "JPEG" and image.mode.startswith("I"):  # 16-bit gray: JPEG holds 8 bits
         image = Image.fromarray((np.asarray(image) / 257).round().astype(np.uint8))
-    image.save(tmp, format=fmt)
-    tmp.replace(out)
+    hub._atomic_write(out, lambda tmp: image.save(tmp, format=fmt))
 
 
 def cmd_translate(args: argparse.Namespace) -> None:

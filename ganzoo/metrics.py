@@ -564,13 +564,16 @@ def detail_ratio(output: Tensor, target: Tensor, *, crop: int = 0) -> Tensor:
     if output.shape != target.shape or output.ndim != 4 or output.shape[1] != 3:
         raise ValueError(f"output {list(output.shape)} and target {list(target.shape)} must be equal [N, 3, H, W]")
 
-    def variation(x: Tensor) -> Tensor:
+    def luma(x: Tensor) -> Tensor:
         y = rgb_to_y(to_uint8(x).double() / 255)
-        if crop:
-            y = y[..., crop:-crop, crop:-crop]
-        return y.diff(dim=-1).abs().mean(dim=(1, 2, 3)) + y.diff(dim=-2).abs().mean(dim=(1, 2, 3))
+        return y[..., crop:-crop, crop:-crop] if crop else y
 
-    return variation(output) / variation(target)
+    return _variation(luma(output)) / _variation(luma(target))
+
+
+def _variation(y: Tensor) -> Tensor:
+    """Per-image mean absolute difference of horizontal and of vertical neighbours, summed (see detail_ratio)."""
+    return y.diff(dim=-1).abs().mean(dim=(1, 2, 3)) + y.diff(dim=-2).abs().mean(dim=(1, 2, 3))
 
 
 def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, crop: int = 0) -> dict[str, Tensor]:
@@ -585,7 +588,8 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
     over the window positions that lie inside the image, as the authors' code and BasicSR compute it.
 
     Returns:
-        ``{"l1", "psnr", "ssim"}``, each ``[N]``; L1 is on the [-1, 1] scale of the inputs.
+        ``{"l1", "psnr", "ssim"}``, each ``[N]``, and with ``y_channel`` ``"detail"`` (:func:`detail_ratio`); L1 is
+        on the [-1, 1] scale of the inputs.
     """
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
@@ -608,6 +612,7 @@ def paired_metrics(output: Tensor, target: Tensor, *, y_channel: bool = False, c
         "l1": (to_uint8(output).double() - to_uint8(target).double()).abs().mean(dim=(1, 2, 3)) / 127.5,
         "psnr": peak_signal_noise_ratio(out, tgt, data_range=data_range, reduction="none", dim=(1, 2, 3)),
         "ssim": ssim(out, tgt, data_range),
+        **({"detail": _variation(out) / _variation(tgt)} if y_channel else {}),  # detail_ratio on the same Y
     }
 
 
@@ -937,7 +942,6 @@ def evaluate_super_resolution(
             for k, v in paired_metrics(out, high[None], y_channel=True, crop=scale).items():
                 if k in values:
                     values[k].extend(v.tolist())
-            values["detail"].extend(detail_ratio(out, high[None], crop=scale).tolist())
         for k, v in values.items():
             results[f"{k}/{benchmark}"] = _summary(v)
         digest = tensors_sha256(lows)
