@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from ganzoo.gan import GAN, save_grid
+from ganzoo.gan import GAN, make_grid, save_grid
 
 
 def _due(gan: GAN, batch: Any, every_n_kimg: float | None, every_n_batches: int | None) -> bool:
@@ -144,9 +145,13 @@ class StopAt(Callback):
 
 
 class SampleGrid(Callback):
-    """Write a fixed-seed sample grid every ``every_n_kimg`` thousand images (rank 0 only).
+    """Write a fixed-seed sample grid every ``every_n_kimg`` thousand images (rank 0 only), and show it in the
+    run's loggers.
 
-    Files go to ``<log_dir>/samples/kimg=0012.800.png``; the same ``seed`` makes the grids comparable.
+    The grid is :meth:`~ganzoo.gan.GAN.preview`: samples of the EMA generator on fixed seeds, or a translator's fixed
+    input | output pairs (the first training inputs). Files go to ``<log_dir>/samples/kimg=0012.800.png``; the same
+    ``seed`` makes the grids comparable. The same image goes to TensorBoard as ``samples`` (and to any logger with a
+    ``log_image`` method, such as Weights & Biases), on the batch axis of the scalars.
     """
 
     def __init__(self, every_n_kimg: float = 10.0, num: int = 64, seed: int = 0) -> None:
@@ -159,9 +164,18 @@ class SampleGrid(Callback):
 
     @rank_zero_only
     def _write(self, trainer: L.Trainer, pl_module: GAN) -> None:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "samples"
         images, nrow = pl_module.preview(self.num, seed=self.seed)
-        save_grid(images, folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png", nrow=nrow)
+        grid = make_grid(images, nrow)
+        save_grid(grid, folder / f"kimg={pl_module.images_seen / 1000:08.3f}.png")
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the axis of the scalars (GAN.log_now)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+            elif callable(getattr(logger, "log_image", None)):
+                logger.log_image(key="samples", images=[grid], step=step)
 
 
 class SampleQuality(Callback):

@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -551,7 +552,7 @@ def fit(argv: list[str]) -> int:
             run.update(_run_folder(Path(trainer.default_root_dir or "runs") / name, config.ckpt_path, explicit))
             trainer.default_root_dir, config.ckpt_path = str(run["dir"]), run["ckpt"]
             if trainer.logger is None or trainer.logger is True:  # each start (and resume) of the run: logs/version_N
-                trainer.logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                trainer.logger = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                                   "init_args": {"save_dir": str(run["dir"]), "name": "logs"}}  # fmt: skip
 
         def before_fit(self) -> None:
@@ -566,6 +567,7 @@ def fit(argv: list[str]) -> int:
             self.trainer.callbacks.insert(0, stop)
             if self.trainer.is_global_zero:
                 print(f"ganzoo fit: {run['message']}", file=sys.stderr)
+                print(f"ganzoo fit: {_where_logs_go(self.trainer)}", file=sys.stderr)
 
     recipes = ", ".join(sorted(_recipes()))
     if not argv:
@@ -612,6 +614,24 @@ def fit(argv: list[str]) -> int:
         print(f"ganzoo fit: stopped by {stop.signal.name} at batch {stop.batch} ({cli.model.images_seen / 1000:.3f} "
               f"kimg); saved {stop.checkpoint}{requeued}. Resume with: {resume}", file=sys.stderr)  # fmt: skip
     return 128 + stop.signal.value
+
+
+def _where_logs_go(trainer: Any) -> str:
+    """Where a run's loggers write, and for TensorBoard the command that shows it (all of the run's starts)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    if not trainer.loggers:
+        return "no logger (--trainer.logger=false): losses and sample grids are not logged"
+    where = []
+    for logger in trainer.loggers:
+        folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        where.append(f"{type(logger).__name__} in {folder}" if folder else type(logger).__name__)
+    line = "logs to " + ", ".join(where)
+    boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    if boards:
+        root = Path(boards[0].root_dir)  # logs/, holding version_N of each start of this run
+        line += f"; watch them with: tensorboard --logdir {shlex.quote(str(root))}  (then open http://localhost:6006)"
+    return line
 
 
 FIT_USAGE = """usage: ganzoo fit (--recipe NAME | --config FILE) [--ckpt_path last|last-or-new|FILE] [--KEY=VALUE ...]

@@ -381,6 +381,12 @@ class GAN(L.LightningModule):
         if self._batch_started is not None:
             self.train_seconds += time.perf_counter() - self._batch_started
         self.log("progress/kimg", self.images_seen / 1000.0, prog_bar=True, on_step=True, on_epoch=False)
+        if self.trainer._logger_connector.should_update_logs:
+            optimizers = self.optimizers()
+            for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+                name = self._network_of(getattr(optimizer, "optimizer", optimizer))
+                lr = optimizer.param_groups[0]["lr"]
+                self.log(f"lr/{name}", float(lr), on_step=True, on_epoch=False)
 
     def batch_size(self, batch: Any) -> int:
         """Real images in this process's share of ``batch`` (``(images, labels)`` for every variant so far)."""
@@ -1106,15 +1112,16 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> Imag
     return Image.fromarray(grid.permute(1, 2, 0).numpy())
 
 
-def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write ``images`` as a grid in the format the path's extension names (PNG, JPEG, WebP, ...), atomically (an
-    interrupted write leaves no half file); returns the path."""
+def save_grid(images: Tensor | Image.Image, path: str | Path, nrow: int | None = None) -> Path:
+    """Write ``images`` as a grid (or a grid :func:`make_grid` already made) in the format the path's extension names
+    (PNG, JPEG, WebP, ...), atomically (an interrupted write leaves no half file); returns the path."""
     path = Path(path)
     image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
+    grid = images if isinstance(images, Image.Image) else make_grid(images, nrow)
     try:
-        make_grid(images, nrow).save(tmp, format=image_format(path))
+        grid.save(tmp, format=image_format(path))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
