@@ -1,11 +1,16 @@
 """Model cards: the README.md of a model folder, with the Hub's metadata, how the model was trained, what ganzoo's
 evaluation measured, usage and limits. Plain text from a model, its registry entry and leaderboard rows: nothing
-here reads or writes files or talks to the network."""
+here reads or writes files or talks to the network.
+
+The metadata is written by huggingface_hub's own ``ModelCardData``/``EvalResult`` (only its offline card classes are
+used here), so that the Hub parses it as it parses any card: it renders the metrics of the ``model-index``.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ganzoo import registry
 from ganzoo.gan import GAN
@@ -79,30 +84,37 @@ def model_card(
     *,
     license: str | None = None,
     measured: list[dict[str, Any]] | None = None,
+    space: str | None = None,
 ) -> str:
     """The README.md of a model folder: Hub metadata, how it was trained, metrics, usage and limits.
 
-    ``measured`` are leaderboard rows (:func:`ganzoo.registry.measured`) of exactly these weights; without them
-    the card says the model is not measured yet.
+    Args:
+        gan: the model.
+        name: the model's name (a registry entry's, or the folder's).
+        entry: its registry entry, for the data set, licence, recipe and description.
+        license: the licence when there is no entry (default ``"other"``).
+        measured: leaderboard rows (:func:`ganzoo.registry.measured`) of exactly these weights: the card's metrics,
+            in its table and in the metadata's ``model-index``; without them the card says the model is not measured
+            yet and has no ``model-index``.
+        space: a Hugging Face Space (``"user/name"``) that shows this model; the card links to it.
     """
+    if space is not None and (space.count("/") != 1 or not all(space.split("/"))):
+        raise ValueError(f"space must be a Space repo id 'owner/name', got {space!r}")
     t = gan.training_state()
     dataset = entry.dataset if entry else None
     lic = entry.license if entry else (license or "other")
-    front = [
-        "---",
-        "library_name: ganzoo",
-        f"license: {lic}",
-        f"tags: [ganzoo, gan, {gan.variant}, pytorch-lightning]",
-        f"pipeline_tag: {PIPELINE_TAGS[gan.task]}",
-    ]
-    if dataset:
-        front.append(f"datasets: [{dataset}]")
-    if measured:
-        front += ["model-index:", f"- name: {name}", "  results:", f"  - task: {{type: {PIPELINE_TAGS[gan.task]}}}"]
-        front += [f"    dataset: {{name: {dataset}, type: {dataset}}}", "    metrics:"]
-        for _, key, label, m, _ in metric_lines(measured, models_only=True):
-            front.append(f"    - {{type: {key}, value: {m['mean']:.6g}, name: {json.dumps(label)}}}")
-    front.append("---")
+    results = _eval_results(measured or [], PIPELINE_TAGS[gan.task])
+    data = ModelCardData(
+        library_name="ganzoo",
+        license=lic,
+        tags=["ganzoo", "gan", gan.variant, "pytorch-lightning"],
+        pipeline_tag=PIPELINE_TAGS[gan.task],
+        datasets=[dataset] if dataset else None,
+        # model_name without results would be written as a key of its own, not as a model-index
+        model_name=name if results else None,
+        eval_results=results or None,
+    )
+    front = data.to_yaml(original_order=["library_name", "license", "tags", "pipeline_tag", "datasets"])
 
     rows = [
         ("variant", f"`{gan.variant}` ({type(gan).__qualname__})"),
@@ -165,6 +177,7 @@ def model_card(
         "",
         f"{entry.description}." if entry and entry.description else f"A {gan.variant} model trained with ganzoo.",
         "",
+        *([f"Try it in the browser: [Space](https://huggingface.co/spaces/{space})", ""] if space else []),
         "## Training",
         "",
         "| | |",
@@ -237,6 +250,8 @@ def model_card(
         "",
         usage_cli,
         "",
+        f"`ganzoo demo {name}` opens an interactive page in the browser.",
+        "",
         "## Licence and limits",
         "",
         f"Licence: {lic}."
@@ -244,7 +259,34 @@ def model_card(
         + " A GAN reproduces the statistics of its training data, biases included; its samples are not data.",
         "",
     ]
-    return "\n".join(front) + "\n\n" + "\n".join(body) + "\n"
+    # Parsed back by the Hub's own card class: a model-index it could not read raises here, not on the Hub.
+    return str(ModelCard(f"---\n{front}\n---\n\n" + "\n".join(body) + "\n"))
+
+
+def _eval_results(rows: list[dict[str, Any]], task_type: str) -> list[EvalResult]:
+    """One ``EvalResult`` per metric of the model's own leaderboard rows (reference rows are left out): the value is
+    the row's mean, as measured; the label of :func:`metric_lines` is its name.
+
+    A super-resolution metric is measured on a benchmark (``psnr/Set5``): that benchmark is its data set and
+    ``psnr`` its type, as the Hub expects a metric id. Other rows are measured on their data set's test split
+    (generated vs test images; translated test pairs).
+    """
+    results = []
+    for row in rows:
+        if reference_column(row) is not None:
+            continue
+        p = row["protocol"]
+        for _, key, label, m, _ in metric_lines([row], models_only=True):
+            if p.get("task") == "super-resolution":
+                metric, benchmark = key.split("/")
+                where = dict(dataset_type=benchmark, dataset_name=benchmark)
+            else:
+                split = p["pairs"]["split"] if p.get("task") == "translation" else "test"
+                metric, where = key, dict(dataset_type=row["dataset"], dataset_name=row["dataset"], dataset_split=split)
+            results.append(
+                EvalResult(task_type=task_type, metric_type=metric, metric_value=m["mean"], metric_name=label, **where)
+            )
+    return results
 
 
 def _directions(gan: GAN, entry: registry.Pretrained) -> str:
