@@ -1,4 +1,5 @@
-"""The ``ganzoo`` command: list | info | sample | mix | translate | upscale | evaluate | fit | export | push.
+"""The ``ganzoo`` command: list | info | sample | mix | interpolate | demo | translate | upscale | evaluate | fit |
+export | push.
 
 ``ganzoo fit`` is LightningCLI: every ``--trainer.*``, ``--model.*`` and ``--data.*`` override works, and
 ``--recipe NAME`` is short for ``--config <the shipped recipes/NAME.yaml>``.
@@ -116,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="walk.gif", help="a .gif, or an .mp4 with imageio-ffmpeg installed")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("demo", help="an interactive page in the browser for a model (Gradio)")
+    p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
+    p.add_argument("--port", type=int, help="local port (default: the first free one from 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: the whole network)")
+    p.add_argument("--share", action="store_true", help="also serve it through a public gradio.live link")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("translate", help="translate an image, or a folder of images, with a translation model")
     p.add_argument("name", help="a translation model: name, alias, checkpoint folder, .ckpt or Hub repo id")
@@ -375,8 +383,6 @@ def save_walk(frames: Any, output: str | Path, *, fps: float = 15, scale: int = 
 
 
 def cmd_mix(args: argparse.Namespace) -> None:
-    import torch
-
     from ganzoo.gan import image_format, save_grid
 
     rows, cols = _seeds(args.rows, "--rows"), _seeds(args.cols, "--cols")
@@ -394,13 +400,8 @@ def cmd_mix(args: argparse.Namespace) -> None:
     num_ws = gan.sampling_generator.num_ws
     if styles.stop > num_ws:
         raise ValueError(f"--styles {args.styles}: {args.name} has {num_ws} style layers: ranges within 0-{num_ws}")
-    mixed = gan.style_mix(rows, cols, styles=styles, truncation_psi=args.truncation)
-    sources = gan.style_mix(rows + cols, [0], styles=slice(0, 0), truncation_psi=args.truncation)
-    # The paper's layout: column sources along the top, row sources down the left, a blank corner.
-    blank = torch.full_like(sources[:1], -1.0)
-    top = torch.cat([blank, sources[len(rows) :]])
-    body = [torch.cat([sources[i : i + 1], mixed[i * len(cols) : (i + 1) * len(cols)]]) for i in range(len(rows))]
-    path = save_grid(torch.cat([top, *body]), args.output, nrow=len(cols) + 1)
+    images, nrow = gan.mixing_figure(rows, cols, styles=styles, truncation_psi=args.truncation)
+    path = save_grid(images, args.output, nrow=nrow)
     print(f"wrote a {len(rows)}x{len(cols)} style-mixing grid of {args.name} (styles {styles.start}:{styles.stop}) "
           f"to {path}")  # fmt: skip
 
@@ -437,6 +438,15 @@ def _save_image(image: Any, out: Path) -> None:
     elif fmt == "JPEG" and image.mode.startswith("I"):  # 16-bit gray: JPEG holds 8 bits
         image = Image.fromarray((np.asarray(image) / 257).round().astype(np.uint8))
     hub._atomic_write(out, lambda tmp: image.save(tmp, format=fmt))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ganzoo import demo
+
+    try:
+        demo.launch(args.name, port=args.port, share=args.share, host=args.host)
+    except demo.DemoUnavailableError as e:
+        raise ValueError(str(e)) from None
 
 
 def cmd_translate(args: argparse.Namespace) -> None:

@@ -38,7 +38,7 @@ from ganzoo.cards import (
 from ganzoo.gan import GAN, save_grid
 
 HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, SAMPLES_NAME, TRAINING_CONFIG_NAME]
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class CheckpointError(RuntimeError):
@@ -183,7 +183,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, Any]:
     name = str(name_or_path)
     if registry.is_pretrained(name):
         return "entry", registry.get_pretrained(name)
-    if _REPO_ID.match(name):
+    if REPO_ID.match(name):
         return "repo", name
     if os.sep in name or name.startswith(".") or path.suffix == ".ckpt":
         raise FileNotFoundError(f"no model folder or checkpoint {path}")
@@ -540,7 +540,7 @@ def push_to_hub(
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
-    if not _REPO_ID.match(repo_id):
+    if not REPO_ID.match(repo_id):
         raise ValueError(f"repo id {repo_id!r}: give it as owner/name, e.g. you/dcgan-mnist")
     token = token or get_token()
     if not token:

@@ -136,6 +136,7 @@ MISTAKES = {
     "sample on a missing path": (["sample", "/no/such/folder/x"], {}, "no model folder or checkpoint"),
     "name in the wrong case": (["sample", "DCGAN-MNIST"], {}, "Did you mean: dcgan-mnist"),
     "misspelt name": (["info", "dcgan-mnsit"], {}, "Did you mean: dcgan-mnist"),
+    "demo of a misspelt name": (["demo", "dcgan-mnsit"], {}, "Did you mean: dcgan-mnist"),
     "unknown command": (["smaple", "dcgan-mnist"], {}, "invalid choice"),
     "export from a folder that is not a run": (["export", "{tmp}/not-a-model", "{tmp}/out"], {}, "run folder"),
     "fit without arguments": (["fit"], {}, "--recipe NAME | --config FILE"),

@@ -17,6 +17,8 @@ gan = ganzoo.load("dcgan-mnist")
 assert gan.sample(2, seed=0).shape == (2, 1, 32, 32)
 assert registry.shipped_dir("benchmarks").is_relative_to(pathlib.Path({site!r}))
 assert any(r["name"] == "dcgan-mnist" for r in registry.measured("dcgan-mnist"))  # the leaderboard ships too
+from ganzoo import demo
+assert [p.name for p in demo.EXAMPLES.glob("*.png")] == ["astronaut-96px.png"]  # the demo's example input
 print(registry.recipe_path("dcgan-mnist"))
 """
 

@@ -742,6 +742,19 @@ class StyleGAN2(LatentGAN):
         images = net.synthesis(mixed.flatten(0, 1), noise_mode="const")
         return images.float().clamp_(-1, 1)
 
+    @torch.no_grad()
+    def mixing_figure(
+        self, row_seeds: list[int], col_seeds: list[int], *, styles: slice = slice(0, 6), truncation_psi: float = 1.0
+    ) -> tuple[Tensor, int]:
+        """:meth:`style_mix` laid out as the paper's figure, and the images per row: the column sources along the
+        top, the row sources down the left, a blank corner."""
+        mixed = self.style_mix(row_seeds, col_seeds, styles=styles, truncation_psi=truncation_psi)
+        seeds = list(row_seeds) + list(col_seeds)
+        sources = self.style_mix(seeds, [0], styles=slice(0, 0), truncation_psi=truncation_psi)
+        n, top = len(col_seeds), torch.cat([torch.full_like(sources[:1], -1.0), sources[len(row_seeds) :]])
+        body = [torch.cat([sources[i : i + 1], mixed[i * n : (i + 1) * n]]) for i in range(len(row_seeds))]
+        return torch.cat([top, *body]), n + 1
+
     def walk_codes(self, z: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                    **kwargs: Any) -> Tensor:  # fmt: skip
         """A walk's codes are the seeds' styles ``w`` ``[n, num_ws, w_dim]`` (truncated as asked): the mapping
