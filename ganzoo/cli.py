@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="an interactive page in the browser for a model (Gradio)")
     p.add_argument("name", help="a pretrained name, alias, checkpoint folder or Hub repo id")
     p.add_argument("--port", type=int, help="local port (default: the first free one from 7860)")
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: the whole network)")
+    p.add_argument("--host", help="address to serve on (default 127.0.0.1, this machine; 0.0.0.0: the network)")
     p.add_argument("--share", action="store_true", help="also serve it through a public gradio.live link")
     p.set_defaults(func=cmd_demo)
 
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True, help="the Hub repository, e.g. you/dcgan-mnist")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--message", default="Upload ganzoo model", help="commit message")
+    p.add_argument("--space", nargs="?", const=True, metavar="SPACE_ID",
+                   help="also upload a Gradio Space serving ganzoo demo for it (default id: --repo-id's)")  # fmt: skip
     p.set_defaults(func=cmd_push)
     return parser
 
@@ -536,8 +538,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> None:
-    url = hub.push_to_hub(args.folder, args.repo_id, private=args.private, commit_message=args.message)
+    url = hub.push_to_hub(
+        args.folder, args.repo_id, private=args.private, commit_message=args.message, space=args.space
+    )
     print(f"pushed {args.folder} to {url}")
+    if args.space:
+        space = args.repo_id if args.space is True else args.space
+        print(f"the demo Space: https://huggingface.co/spaces/{space} (it builds for a few minutes)")
 
 
 def fit(argv: list[str]) -> int:

@@ -67,9 +67,10 @@ def build(model: str | GAN, *, name: str | None = None, max_pixels: int | None =
     return page
 
 
-def launch(name: str, *, port: int | None = None, share: bool = False, host: str = "127.0.0.1") -> None:
+def launch(name: str, *, port: int | None = None, share: bool = False, host: str | None = None) -> None:
     """Build the page for ``name`` and serve it until interrupted (``share``: also through a public gradio.live
-    link)."""
+    link). ``host`` and ``port`` default to Gradio's (``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``, else
+    127.0.0.1 and the first free port from 7860), which a Space sets."""
     build(name).queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, share=share, max_file_size="20mb", footer_links=["api"]
     )

@@ -11,6 +11,7 @@ A model is a folder, the same on disk, in ``checkpoints/`` and on the Hub (:mod:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -531,17 +533,22 @@ def push_to_hub(
     private: bool = False,
     token: str | None = None,
     commit_message: str = "Upload ganzoo model",
+    space: str | bool | None = None,
 ) -> str:
     """Create ``repo_id`` on the Hub if needed and upload the model folder in one commit; returns the commit URL.
 
     A folder is loaded first, so a damaged one is refused before anything is uploaded. A model is written
-    with :func:`save_pretrained` to a temporary folder.
+    with :func:`save_pretrained` to a temporary folder. ``space`` (a Space repo id, or ``True`` for one of the
+    model's own id) also uploads a Gradio Space that serves ``ganzoo demo`` for the model (:func:`write_space`),
+    and the model card uploaded links to it.
     """
-    from huggingface_hub import HfApi, constants, get_token
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import HfApi, get_token
 
     if not REPO_ID.match(repo_id):
         raise ValueError(f"repo id {repo_id!r}: give it as owner/name, e.g. you/dcgan-mnist")
+    space_id = repo_id if space is True else space or None
+    if space_id is not None and not REPO_ID.match(space_id):
+        raise ValueError(f"Space id {space_id!r}: give it as owner/name, e.g. you/dcgan-mnist")
     token = token or get_token()
     if not token:
         raise HubError("no Hugging Face token: run `huggingface-cli login` (or `hf auth login`), or set HF_TOKEN")
@@ -551,8 +558,11 @@ def push_to_hub(
         else:
             folder = Path(folder_or_gan)
             load_folder(folder)
+        if space_id is not None:
+            space_folder = write_space(Path(tmp) / "space", repo_id)
+            folder = _with_space_link(folder, Path(tmp) / "model", space_id)
         api = HfApi(token=token)
-        try:
+        with _push_errors(repo_id):
             api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
             commit = api.upload_folder(
                 repo_id=repo_id,
@@ -561,19 +571,114 @@ def push_to_hub(
                 allow_patterns=HUB_FILES,
                 commit_message=commit_message,
             )
-        except HfHubHTTPError as e:
-            status = getattr(e.response, "status_code", None)
-            fix = ("the token was refused: log in again (`huggingface-cli login`) or set HF_TOKEN to a token with "
-                   "write access" if status in (401, 403) else "see the Hub's answer")  # fmt: skip
-            raise HubError(f"the Hub refused the push to {repo_id} (HTTP {status}): {fix}. "
-                           f"{str(e).splitlines()[0]}") from e  # fmt: skip
-        except Exception as e:
-            # The session's transport errors: httpx's (TransportError) or requests' (OSError), by hub version.
-            if not (isinstance(e, OSError) or any(c.__name__ == "TransportError" for c in type(e).__mro__)):
-                raise
-            raise HubError(f"could not reach {constants.ENDPOINT} to push {repo_id} ({type(e).__name__}): check "
-                           "the network (or HF_ENDPOINT) and try again; nothing was uploaded") from e  # fmt: skip
+        if space_id is not None:
+            with _push_errors(space_id):
+                api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+                api.upload_folder(
+                    repo_id=space_id,
+                    repo_type="space",
+                    folder_path=space_folder,
+                    allow_patterns=SPACE_FILES,
+                    commit_message=f"ganzoo demo of {repo_id}",
+                )
     return str(commit.commit_url)
+
+
+@contextlib.contextmanager
+def _push_errors(repo_id: str) -> Iterator[None]:
+    """The Hub's refusals and the network's failures inside the block as one-line :class:`HubError` s naming the
+    fix."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", None)
+        fix = ("the token was refused: log in again (`huggingface-cli login`) or set HF_TOKEN to a token with "
+               "write access" if status in (401, 403) else "see the Hub's answer")  # fmt: skip
+        raise HubError(f"the Hub refused the push to {repo_id} (HTTP {status}): {fix}. "
+                       f"{str(e).splitlines()[0]}") from e  # fmt: skip
+    except Exception as e:
+        # The session's transport errors: httpx's (TransportError) or requests' (OSError), by hub version.
+        if not (isinstance(e, OSError) or any(c.__name__ == "TransportError" for c in type(e).__mro__)):
+            raise
+        raise HubError(f"could not reach {constants.ENDPOINT} to push {repo_id} ({type(e).__name__}): check the "
+                       "network (or HF_ENDPOINT) and try again") from e  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Spaces
+
+SPACE_FILES = ["app.py", "requirements.txt", "README.md"]
+SPACE_APP = '''"""A Hugging Face Space for {repo_id}: the page `ganzoo demo {repo_id}` serves.
+
+Written by `ganzoo push --space`. The model is downloaded from its Hub repo when the Space starts; `python app.py`
+runs it anywhere.
+"""
+
+from ganzoo.demo import launch
+
+if __name__ == "__main__":
+    launch("{repo_id}")
+'''
+
+
+def write_space(folder: str | os.PathLike, repo_id: str) -> Path:
+    """Write a Gradio Space for the model repo ``repo_id`` into ``folder``: ``app.py`` (``ganzoo demo``'s page,
+    loading the model from the Hub), ``requirements.txt`` (this ganzoo release, with its demo extra) and the Space
+    card (``sdk: gradio`` at the installed Gradio's version, the model linked); returns the folder."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    if not REPO_ID.match(repo_id):
+        raise ValueError(f"repo id {repo_id!r}: give it as owner/name, e.g. you/dcgan-mnist")
+    try:
+        gradio = version("gradio")
+    except PackageNotFoundError:
+        raise ValueError("a Space pins the Gradio it runs on: pip install 'ganzoo[demo]' first") from None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = SpaceCardData(
+        title=repo_id.split("/")[1][:30],
+        sdk="gradio",
+        sdk_version=gradio,
+        app_file="app.py",
+        models=[repo_id],
+        tags=["ganzoo", "gan"],
+        short_description=f"ganzoo demo of {repo_id}"[:60],
+    )
+    card = SpaceCard(
+        f"---\n{data.to_yaml()}\n---\n\n# {repo_id}\n\nThe interactive page of "
+        f"[{repo_id}](https://huggingface.co/{repo_id}), served by `ganzoo demo` (ganzoo {_version()}). The same "
+        f"page runs locally: `pip install 'ganzoo[demo]=={_version()}'` then `ganzoo demo {repo_id}`.\n"
+    )
+    texts = {
+        "app.py": SPACE_APP.format(repo_id=repo_id),
+        "requirements.txt": f"ganzoo[demo]=={_version()}\n",
+        "README.md": str(card),
+    }
+    for name, text in texts.items():
+        _atomic_write(folder / name, lambda p, t=text: Path(p).write_text(t))
+    return folder
+
+
+def _with_space_link(folder: Path, copy: Path, space_id: str) -> Path:
+    """``folder``'s Hub files in ``copy``, its card linking the Space (as :func:`ganzoo.cards.model_card` would)."""
+    import shutil
+
+    copy.mkdir(parents=True)
+    for name in HUB_FILES:
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, copy / name)
+    card = copy / CARD_NAME
+    if card.is_file():
+        text, link = card.read_text(), f"Try it in the browser: [Space](https://huggingface.co/spaces/{space_id})"
+        if link not in text:
+            text = text.replace("\n## Training\n", f"\n{link}\n\n## Training\n", 1)
+        card.write_text(text)
+    return copy
 
 
 # --------------------------------------------------------------------------------------------------

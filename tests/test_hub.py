@@ -17,10 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from contextlib import closing
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import CommitInfo, HfApi
@@ -350,6 +353,7 @@ def fake_hfapi(monkeypatch):
         a["uploaded"] = set(filter_repo_objects(files, allow_patterns=a.get("allow_patterns"),
                                                 ignore_patterns=a.get("ignore_patterns")))  # fmt: skip
         a["loaded"] = ganzoo.load(folder) if "config.json" in a["uploaded"] else None
+        a["texts"] = {f: (folder / f).read_text() for f in a["uploaded"] if f.endswith((".md", ".py", ".txt"))}
         calls.append(("upload_folder", a, self.token))
         return CommitInfo(
             commit_url=f"https://huggingface.co/{a['repo_id']}/commit/{'a' * 40}",
@@ -393,6 +397,80 @@ def test_push_model_uploads_a_loadable_folder(fake_hfapi, saved):
     assert Path(upload["folder_path"]).name == "dcgan-tiny"
     assert not Path(upload["folder_path"]).exists()  # the temporary folder is gone after the push
     assert torch.equal(upload["loaded"].sample(4, seed=0), saved.samples)
+
+
+def test_push_with_space_uploads_the_model_then_a_gradio_space_that_serves_it(fake_hfapi, saved):
+    from huggingface_hub import ModelCard, SpaceCard
+
+    ganzoo.push_to_hub(saved.folder, "someone/dcgan-tiny", token="hf_test", space="someone/dcgan-tiny-demo")
+    assert [(c[0], c[1]["repo_id"]) for c in fake_hfapi] == [
+        ("create_repo", "someone/dcgan-tiny"), ("upload_folder", "someone/dcgan-tiny"),
+        ("create_repo", "someone/dcgan-tiny-demo"), ("upload_folder", "someone/dcgan-tiny-demo"),
+    ]  # fmt: skip
+    (_, model, _), (_, create, _), (_, upload, token) = fake_hfapi[1:]
+    assert model["uploaded"] == MODEL_FILES and torch.equal(model["loaded"].sample(4, seed=0), saved.samples)
+    # The model card links the Space, exactly as ganzoo.cards writes it, and is otherwise the saved card.
+    expected = ModelCard((saved.folder / "README.md").read_text()).text.replace(
+        "\n## Training\n", "\nTry it in the browser: [Space](https://huggingface.co/spaces/someone/dcgan-tiny-demo)"
+        "\n\n## Training\n")  # fmt: skip
+    assert ModelCard(model["texts"]["README.md"]).text == expected
+    assert "Try it in the browser" not in (saved.folder / "README.md").read_text()  # the local folder is untouched
+    assert create["repo_type"] == "space" and create["space_sdk"] == "gradio" and token == "hf_test"
+    assert upload["repo_type"] == "space" and upload["uploaded"] == {"app.py", "requirements.txt", "README.md"}
+    card = SpaceCard(upload["texts"]["README.md"]).data
+    assert (card.sdk, card.app_file, card.models) == ("gradio", "app.py", ["someone/dcgan-tiny"])
+    assert card.sdk_version == version("gradio")
+    assert upload["texts"]["requirements.txt"] == f"ganzoo[demo]=={ganzoo.__version__}\n"
+    assert 'launch("someone/dcgan-tiny")' in upload["texts"]["app.py"]
+
+
+def test_a_cards_space_link_is_where_push_puts_it(saved):
+    from ganzoo import cards
+
+    gan, space = ganzoo.load(saved.folder), "someone/x"
+    linked = ganzoo.hub._with_space_link(saved.folder, saved.folder.parent / "linked", space) / "README.md"
+    assert linked.read_text() == cards.model_card(gan, "dcgan-tiny", space=space)
+    assert (saved.folder / "README.md").read_text() == cards.model_card(gan, "dcgan-tiny")
+
+
+@pytest.mark.slow
+def test_the_written_space_runs_locally_and_serves_the_hub_model(hub, saved, tmp_path):
+    """``python app.py`` in the written Space, against the loopback Hub: the page's generate gives the pushed
+    model's own sample of seed 0."""
+    from gradio_client import Client
+    from PIL import Image
+
+    space = ganzoo.hub.write_space(tmp_path / "space", REPO)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_", "GRADIO_"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")  # fmt: skip
+    log = tmp_path / "app.log"
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(360):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                with closing(http.client.HTTPConnection("127.0.0.1", port, timeout=2)) as c:
+                    c.request("GET", "/")
+                    if c.getresponse().status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the Space did not answer:\n{log.read_text()[-3000:]}")
+        image = Client(url, verbose=False).predict(0, 1, 1.0, "every class in turn", api_name="/generate")
+        expected = ganzoo.gan.to_pil(saved.gan.sample(1, seed=0))[0]
+        assert np.array_equal(np.asarray(Image.open(image)), np.asarray(expected))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert any(r.path.endswith("/README.md") and r.status == 200 for r in hub.requests), "the card comes from the Hub"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "missing_config"])
