@@ -98,7 +98,9 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                 seed = gr.Number(0, label="seed", precision=0, minimum=0, maximum=MAX_SEED, elem_id="seed")
                 n = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="images", elem_id="num-images")
                 truncation = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="truncation psi", visible=psi)
-                label = gr.Dropdown([every, *classes], value=every, label="class", visible=bool(classes))
+                label = gr.Dropdown(
+                    [every, *classes], value=every, label="class", visible=bool(classes), elem_id="class"
+                )
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     lucky = gr.Button("Random seed", elem_id="random-seed")
@@ -121,8 +123,8 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                 walk_truncation = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="truncation psi", visible=psi)
                 walk_label = gr.Dropdown(classes, value=classes[0] if classes else None, label="class",
                                          visible=bool(classes))  # fmt: skip
-                walk = gr.Button("Walk", variant="primary")
-            animation = gr.Image(label="looping walk (GIF)", type="filepath", scale=2)
+                walk = gr.Button("Walk", variant="primary", elem_id="walk")
+            animation = gr.Image(label="looping walk (GIF)", type="filepath", scale=2, elem_id="walk-output")
 
         def make_walk(seeds: str, frames: float, truncation: float, label: str | None) -> str:
             from ganzoo.cli import save_walk
@@ -146,8 +148,8 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                     first = gr.Slider(0, num_ws - 1, value=0, step=1, label="first layer taken from the columns")
                     last = gr.Slider(1, num_ws, value=min(num_ws, num_ws // 2), step=1, label="up to layer")
                     mix_truncation = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="truncation psi")
-                    mix = gr.Button("Mix", variant="primary")
-                figure = gr.Image(label="style mixing", type="pil", format="png", scale=2)
+                    mix = gr.Button("Mix", variant="primary", elem_id="mix")
+                figure = gr.Image(label="style mixing", type="pil", format="png", scale=2, elem_id="mix-output")
 
             def style_mix(rows: str, cols: str, first: float, last: float, truncation: float) -> Image.Image:
                 if int(first) >= int(last):

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 import ganzoo
+from ganzoo.gan import to_pil
 from tests.conftest import need
 
 pytestmark = pytest.mark.slow
@@ -132,6 +133,27 @@ def test_generation_demo_shows_the_models_image_and_the_seed_decides_it(open_dem
     page.click("#generate")
     _, again = shown(page, "#samples", src)
     assert np.array_equal(again, first)  # back to the seed, back to its image
+    gan = ganzoo.load(name)
+    assert np.array_equal(first, np.asarray(to_pil(gan.sample(1, seed=0))[0]))  # the library's sample of seed 0
+    if gan.num_classes:  # the class picker: all of one class
+        page.locator("#class input").first.click()
+        page.get_by_role("option", name=gan.class_names[3], exact=True).click()
+        page.click("#generate")
+        _, three = shown(page, "#samples", src)
+        assert np.array_equal(three, np.asarray(to_pil(gan.sample(1, seed=0, labels=3))[0]))
+
+
+def test_stylegan2_demo_walks_and_mixes(open_demo):
+    page = open_demo("stylegan2-mnist-32")
+    shown(page, "#samples")
+    page.get_by_role("tab", name="Latent walk").click()
+    page.click("#walk")
+    _, frame = shown(page, "#walk-output")
+    assert frame.shape[:2] == (8 * 32, 8 * 32)  # shown 8x larger; a GIF, whose first frame is seed 1's sample
+    page.get_by_role("tab", name="Style mixing").click()
+    page.click("#mix")
+    _, figure = shown(page, "#mix-output")
+    assert figure.shape[:2] == (4 * 34 + 2, 4 * 34 + 2)  # 3 row and 3 column seeds, their sources, a blank corner
 
 
 def test_translation_demo_returns_an_image_of_the_uploads_size_and_refuses_a_huge_one(open_demo, tmp_path):
