@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from ganzoo import cards, hub, registry
+from ganzoo.data import open_image
 from ganzoo.gan import GAN, make_grid, to_pil
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -34,6 +35,13 @@ EXAMPLES = Path(__file__).parent / "examples"
 # `ganzoo translate` / `ganzoo upscale` on one's own machine take any size (tiled).
 MAX_PIXELS = {"translation": 1024 * 1024, "super-resolution": 512 * 512}
 MAX_IMAGES = 64
+# A 32x32 sample is a speck at its natural size: generated images fill their box, pixels kept sharp.
+CSS = """
+#samples .image-frame, #walk-output .image-frame, #mix-output .image-frame { width: 100%; height: 100%; }
+#samples img, #walk-output img, #mix-output img {
+  width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated;
+}
+"""
 MAX_SEED = 2**32 - 1  # as ganzoo sample --seed
 
 
@@ -72,7 +80,7 @@ def launch(name: str, *, port: int | None = None, share: bool = False, host: str
     link). ``host`` and ``port`` default to Gradio's (``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT``, else
     127.0.0.1 and the first free port from 7860), which a Space sets."""
     build(name).queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, share=share, max_file_size="20mb", footer_links=["api"]
+        server_name=host, server_port=port, share=share, max_file_size="20mb", footer_links=["api"], css=CSS
     )
 
 
@@ -104,7 +112,7 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     lucky = gr.Button("Random seed", elem_id="random-seed")
-            image = gr.Image(label="samples", type="pil", format="png", elem_id="samples", scale=2)
+            image = gr.Image(label="samples", type="pil", format="png", elem_id="samples", scale=2, height=420)
 
         def generate(seed: float, n: float, truncation: float, label: str | None) -> Image.Image:
             images = gan.sample(int(n), seed=_seed(seed), **options(truncation, label))
@@ -124,7 +132,9 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                 walk_label = gr.Dropdown(classes, value=classes[0] if classes else None, label="class",
                                          visible=bool(classes))  # fmt: skip
                 walk = gr.Button("Walk", variant="primary", elem_id="walk")
-            animation = gr.Image(label="looping walk (GIF)", type="filepath", scale=2, elem_id="walk-output")
+            animation = gr.Image(
+                label="looping walk (GIF)", type="filepath", scale=2, elem_id="walk-output", height=420
+            )
 
         def make_walk(seeds: str, frames: float, truncation: float, label: str | None) -> str:
             from ganzoo.cli import save_walk
@@ -149,7 +159,9 @@ def _generate_tabs(gr: Any, page: Any, gan: GAN) -> None:
                     last = gr.Slider(1, num_ws, value=min(num_ws, num_ws // 2), step=1, label="up to layer")
                     mix_truncation = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="truncation psi")
                     mix = gr.Button("Mix", variant="primary", elem_id="mix")
-                figure = gr.Image(label="style mixing", type="pil", format="png", scale=2, elem_id="mix-output")
+                figure = gr.Image(
+                    label="style mixing", type="pil", format="png", scale=2, elem_id="mix-output", height=420
+                )
 
             def style_mix(rows: str, cols: str, first: float, last: float, truncation: float) -> Image.Image:
                 if int(first) >= int(last):
@@ -186,18 +198,35 @@ def _seed_list(text: str) -> list[int]:
 # Translation and super-resolution
 
 
-def _checked(image: Image.Image | None, limit: int) -> Image.Image:
-    """The upload, or an error in the page naming what is wrong and what to do instead."""
+def _upload(gr: Any, **kwargs: Any) -> Any:
+    """An image upload. Its handlers take it unprocessed (``preprocess=False``: the uploaded file's path and name),
+    since Gradio's own processing opens every upload with Pillow first and would answer a file that is not an image
+    with Pillow's exception; :func:`_checked` answers it with the fix."""
+    return gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], **kwargs)
+
+
+def _checked(upload: dict[str, Any] | None, limit: int) -> Image.Image:
+    """The uploaded image (an unprocessed upload: ``{"path", "orig_name", ...}``), or an error in the page naming
+    what is wrong and what to do instead. The size is read from the header, before anything is decoded."""
     import gradio as gr
 
-    if image is None:
+    path = (upload or {}).get("path")
+    if not path:
         raise gr.Error("No image yet: upload one, or click an example below")
-    w, h = image.size
+    name = upload.get("orig_name") or Path(path).name
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, Image.DecompressionBombError):
+        raise gr.Error(f"{name} is not an image this page can read: upload a PNG, JPEG or WebP") from None
     if w * h > limit:
         raise gr.Error(f"The image is {w}x{h} ({w * h / 1e6:.2f} MP): this demo takes at most {limit / 1e6:.2f} "
                        "MP. Crop or shrink it; on your own machine `ganzoo translate` / `ganzoo upscale` take any "
                        "size.")  # fmt: skip
-    return image
+    try:
+        return open_image(Path(path), None)
+    except ValueError:
+        raise gr.Error(f"{name} is damaged (truncated?): upload it again, or another image") from None
 
 
 def _example_files(gan: GAN, task: str) -> list[str]:
@@ -218,17 +247,17 @@ def _translate_tab(gr: Any, gan: GAN, limit: int) -> None:
     directions = list(gan.directions)
     with gr.Tab("Translate"):
         with gr.Row():
-            source = gr.Image(label="input", type="pil", sources=["upload", "clipboard"], elem_id="input")
+            source = _upload(gr, label="input", elem_id="input")
             result = gr.Image(label="output", type="pil", format="png", elem_id="output", interactive=False)
         direction = gr.Radio(directions, value=directions[0], label="direction", visible=len(directions) > 1)
         go = gr.Button("Translate", variant="primary", elem_id="translate")
         gr.Examples(_example_files(gan, gan.task), inputs=source, label="generated examples", elem_id="examples")
 
-    def translate(image: Image.Image | None, direction: str) -> Image.Image:
+    def translate(image: dict[str, Any] | None, direction: str) -> Image.Image:
         image = _checked(image, limit).convert("L" if gan.channels(direction) == 1 else "RGB")
         return gan.translate(image, direction)
 
-    go.click(translate, [source, direction], result)
+    go.click(translate, [source, direction], result, preprocess=False)
 
 
 def _upscale_tab(gr: Any, gan: GAN, name: str, limit: int) -> None:
@@ -236,8 +265,7 @@ def _upscale_tab(gr: Any, gan: GAN, name: str, limit: int) -> None:
     with gr.Tab(f"Upscale {s}x"):
         with gr.Row():
             with gr.Column(scale=1):
-                source = gr.Image(label="input", type="pil", image_mode=None, sources=["upload", "clipboard"],
-                                  elem_id="input")  # fmt: skip
+                source = _upload(gr, label="input", elem_id="input")
                 tile = gr.Slider(0, 512, value=0, step=32, label="tile size in input pixels (0: automatic)")
                 go = gr.Button("Upscale", variant="primary", elem_id="upscale")
             with gr.Column(scale=2):
@@ -247,7 +275,7 @@ def _upscale_tab(gr: Any, gan: GAN, name: str, limit: int) -> None:
             _example_files(gan, gan.task), inputs=source, label="example (NASA, public domain)", elem_id="examples"
         )
 
-    def upscale(image: Image.Image | None, tile: float) -> tuple[tuple[Image.Image, Image.Image], str]:
+    def upscale(image: dict[str, Any] | None, tile: float) -> tuple[tuple[Image.Image, Image.Image], str]:
         image = _checked(image, limit)
         big = gan.upscale(image, tile=int(tile) or "auto")
         bicubic = image.resize((image.width * s, image.height * s), Image.BICUBIC)
@@ -255,7 +283,7 @@ def _upscale_tab(gr: Any, gan: GAN, name: str, limit: int) -> None:
         big.save(path)
         return (bicubic.convert(big.mode), big), str(path)
 
-    go.click(upscale, [source, tile], [slider, download])
+    go.click(upscale, [source, tile], [slider, download], preprocess=False)
 
 
 # ------------------------------------------------------------------------------------------------------------------

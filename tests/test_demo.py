@@ -109,6 +109,18 @@ def shown(page, selector: str, previous: str | None = None, timeout: float = 120
     raise AssertionError(f"no new image in {selector} within {timeout} s")
 
 
+def clear(page) -> None:
+    """Remove the input's image, and wait until it is gone."""
+    page.locator("#input button[aria-label='Remove Image']").first.click()
+    page.wait_for_selector("#input img", state="detached")
+
+
+def upload(page, path: Path) -> None:
+    """Upload ``path`` to the page's input, and wait until the server has it (a click before would send nothing)."""
+    with page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST"):
+        page.set_input_files("#input input[type=file]", str(path))
+
+
 def set_number(page, selector: str, value: int) -> None:
     box = page.locator(f"{selector} input[type=number]").first
     box.fill(str(value))
@@ -131,7 +143,7 @@ def test_generation_demo_shows_the_models_image_and_the_seed_decides_it(open_dem
     assert np.abs(other.astype(int) - first.astype(int)).mean() > 5  # another seed, another image
     set_number(page, "#seed", 0)
     page.click("#generate")
-    _, again = shown(page, "#samples", src)
+    src, again = shown(page, "#samples", src)
     assert np.array_equal(again, first)  # back to the seed, back to its image
     gan = ganzoo.load(name)
     assert np.array_equal(first, np.asarray(to_pil(gan.sample(1, seed=0))[0]))  # the library's sample of seed 0
@@ -154,22 +166,27 @@ def test_stylegan2_demo_walks_and_mixes(open_demo):
     page.click("#mix")
     _, figure = shown(page, "#mix-output")
     assert figure.shape[:2] == (4 * 34 + 2, 4 * 34 + 2)  # 3 row and 3 column seeds, their sources, a blank corner
+    screenshot(page, "stylegan2-mnist-32-mixing")
 
 
 def test_translation_demo_returns_an_image_of_the_uploads_size_and_refuses_a_huge_one(open_demo, tmp_path):
     page = open_demo("pix2pix-maps")
+    page.locator("#examples img").first.click()  # a generated example
+    page.click("#translate")
+    src, _ = shown(page, "#output")
+    screenshot(page, "pix2pix-maps")
+    clear(page)
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
-    page.set_input_files("#input input[type=file]", str(tmp_path / "photo.png"))
+    upload(page, tmp_path / "photo.png")
     page.click("#translate")
-    _, out = shown(page, "#output")
+    _, out = shown(page, "#output", src)
     assert out.shape[:2] == (120, 200)
     expected = ganzoo.load("pix2pix-maps").translate(Image.open(tmp_path / "photo.png"))  # what the library makes
     assert np.abs(out.astype(int) - np.asarray(expected, dtype=int)).max() <= 1
-    screenshot(page, "pix2pix-maps")
     Image.new("RGB", (1100, 1000), "gray").save(tmp_path / "huge.png")
-    page.locator("#input button[aria-label='Remove Image']").first.click()
-    page.set_input_files("#input input[type=file]", str(tmp_path / "huge.png"))
+    clear(page)
+    upload(page, tmp_path / "huge.png")
     page.click("#translate")
     page.wait_for_selector("text=this demo takes at most", timeout=60_000)
     page.click("#translate")  # the app still answers
@@ -185,8 +202,8 @@ def test_super_resolution_demo_returns_the_4x_image_to_compare_and_download(open
     screenshot(page, "srresnet-x4")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "small.png")
-    page.locator("#input button[aria-label='Remove Image']").first.click()
-    page.set_input_files("#input input[type=file]", str(tmp_path / "small.png"))
+    clear(page)
+    upload(page, tmp_path / "small.png")
     page.click("#upscale")
     _, out = shown(page, "#slider", src)
     assert out.shape[:2] == (120, 160)
@@ -199,7 +216,12 @@ def test_super_resolution_demo_returns_the_4x_image_to_compare_and_download(open
     assert np.array_equal(np.asarray(downloaded), np.asarray(expected))
     assert np.array_equal(out, np.asarray(expected))  # the slider's "after" side
     Image.new("RGB", (600, 500), "gray").save(tmp_path / "huge.png")
-    page.locator("#input button[aria-label='Remove Image']").first.click()
-    page.set_input_files("#input input[type=file]", str(tmp_path / "huge.png"))
+    clear(page)
+    upload(page, tmp_path / "huge.png")
     page.click("#upscale")
     page.wait_for_selector("text=this demo takes at most", timeout=60_000)
+    (tmp_path / "notes.png").write_text("not an image")  # a wrong format, whatever its name says
+    clear(page)
+    upload(page, tmp_path / "notes.png")
+    page.click("#upscale")
+    page.wait_for_selector("text=notes.png is not an image this page can read", timeout=60_000)

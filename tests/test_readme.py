@@ -41,6 +41,8 @@ LEAVE_OUT = {
     'pip install -e ".[test]" && pytest': "installs the test extras and runs this test suite: what CI runs",
     "pip install": "ganzoo is installed already in the environment running the tests",
     "ganzoo push": "uploads to the Hub: push is tested at the HfApi boundary in tests/test_hub.py",
+    "ganzoo demo": "serves a page until stopped: tests/test_demo.py drives it in Chromium",
+    "tensorboard --logdir": "serves until stopped: tests/test_tensorboard.py reads the event files it shows",
 }
 FIT_LIMIT = "--trainer.max_epochs=1 --trainer.limit_train_batches=2"  # appended to `ganzoo fit`: 2 batches, not hours
 
