@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         board["updated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         JSON_PATH.write_text(json.dumps(board, indent=1) + "\n")
     MD_PATH.write_text(markdown(board))
-    print(f"wrote {JSON_PATH} and {MD_PATH}")
+    print(f"wrote {MD_PATH}" if args.rewrite else f"wrote {JSON_PATH} and {MD_PATH}")
     for name in write_cards(board):
         print(f"wrote the model card of {name}")
     readme = README_PATH.read_text()
@@ -444,8 +444,8 @@ def readme_sr_table(board: dict) -> str:
 def write_cards(board: dict) -> list[str]:
     """Rewrite the card (README.md) of each shipped checkpoint that has a row, so its metrics are these."""
     written = []
-    for r in board["rows"]:
-        if r["kind"] != "model" or not registry.is_pretrained(r["name"]):
+    for r in board["rows"]:  # a model with several rows (cyclegan-maps: one a direction) has one card
+        if r["kind"] != "model" or not registry.is_pretrained(r["name"]) or r["name"] in written:
             continue
         entry = registry.get_pretrained(r["name"])
         folder = registry.shipped_dir("checkpoints") / (entry.folder or "")

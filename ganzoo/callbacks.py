@@ -149,9 +149,10 @@ class SampleGrid(Callback):
     run's loggers.
 
     The grid is :meth:`~ganzoo.gan.GAN.preview`: samples of the EMA generator on fixed seeds, or a translator's fixed
-    input | output pairs (the first training inputs). Files go to ``<log_dir>/samples/kimg=0012.800.png``; the same
-    ``seed`` makes the grids comparable. The same image goes to TensorBoard as ``samples`` (and to any logger with a
-    ``log_image`` method, such as Weights & Biases), on the batch axis of the scalars.
+    input | output pairs (the first validation inputs, else the first training inputs). Files go to
+    ``<log_dir>/samples/kimg=0012.800.png``; the same ``seed`` makes the grids comparable. The same image goes to
+    TensorBoard as ``samples`` (and to any logger with a ``log_image`` method, such as Weights & Biases), on the
+    batch axis of the scalars.
     """
 
     def __init__(self, every_n_kimg: float = 10.0, num: int = 64, seed: int = 0) -> None:

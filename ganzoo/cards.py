@@ -189,11 +189,12 @@ def model_card(
         f"![samples]({SAMPLES_NAME})",
         "",
         (
-            f"`{SAMPLES_NAME}`: `gan.preview()`, one training crop a row: LR (enlarged, nearest) | bicubic | "
+            f"`{SAMPLES_NAME}`: `gan.preview()`, one fixed crop a row (of the validation images; of the first "
+            f"training crops where the data has none): LR (enlarged, nearest) | bicubic | "
             f"{name} | HR, from {source}."
             if upscaler
-            else f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (the first 8 training inputs), from "
-            f"{source}."
+            else f"`{SAMPLES_NAME}`: input | output pairs of `gan.preview()` (the first 8 validation inputs; the "
+            f"first training inputs where the data has none), from {source}."
             if translator
             else f"`{SAMPLES_NAME}`: `gan.sample(64, seed=0)`, from {source}"
             + (", one column per class." if gan.num_classes else ".")

@@ -790,8 +790,9 @@ class ImageToImageGAN(GAN):
 
     def __init__(self) -> None:
         super().__init__()
-        # The first 8 training inputs (this process's), kept in checkpoints: what preview() translates; for
-        # super-resolution also their targets (the HR crops), which the preview shows beside the output.
+        # What preview() translates, kept in checkpoints: the first 8 validation inputs (centre crops of the training
+        # size), else the first 8 training inputs (this process's); for super-resolution also their targets (HR),
+        # which the preview shows beside the output.
         self.preview_inputs: Tensor | None = None
         self.preview_targets: Tensor | None = None
 
@@ -1007,9 +1008,9 @@ class ImageToImageGAN(GAN):
         return nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
 
     def preview(self, n: int = 8, seed: int = 0) -> tuple[Tensor, int | None]:
-        """Up to 8 input | output pairs, two per row: the first 8 training inputs, else :meth:`example_inputs` of
-        ``seed``. Super-resolution shows one input a row: LR (enlarged, nearest) | bicubic | output | HR (the
-        training target; absent for example inputs)."""
+        """Up to 8 input | output pairs, two per row: the fixed inputs kept at fit start (the first validation
+        inputs, else the first training inputs), else :meth:`example_inputs` of ``seed``. Super-resolution shows one
+        input a row: LR (enlarged, nearest) | bicubic | output | HR (the target; absent for example inputs)."""
         n = min(n, 8)
         x = self.preview_inputs[:n] if self.preview_inputs is not None else self.example_inputs(n, seed)
         y = self.translate(x)
@@ -1041,6 +1042,36 @@ class ImageToImageGAN(GAN):
         inputs, targets = (torch.stack(t) for t in zip(*(pairs[i] for i in range(n)), strict=True))
         batches = inputs[rank::world].split(batch_size)
         return to_uint8(targets), (to_uint8(self.translate(x, batch_size=batch_size)) for x in batches)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.preview_inputs is None:
+            self.keep_validation_previews(getattr(self.trainer, "datamodule", None))
+
+    def keep_validation_previews(self, datamodule: Any) -> None:
+        """Keep the first 8 pairs of ``datamodule``'s validation split that hold an ``image_size`` output as the
+        preview's fixed inputs (and an SR model's targets), centre-cropped to the training size (on the SR scale's
+        grid); a datamodule without a validation split leaves the first training inputs to be kept instead."""
+        try:
+            pairs = datamodule.dataset("val")
+        except (AttributeError, FileNotFoundError):  # no datamodule, or no validation split (DataNotFoundError)
+            return
+        scale = self.output_scale
+        side = int(self.hparams.get("image_size", 64)) // scale
+        inputs, targets = [], []
+        for i in range(len(pairs)):
+            x, y = pairs[i]
+            h, w = x.shape[-2:]
+            if h < side or w < side:
+                continue
+            top, left = (h - side) // 2, (w - side) // 2
+            inputs.append(x[..., top : top + side, left : left + side])
+            targets.append(y[..., top * scale : (top + side) * scale, left * scale : (left + side) * scale])
+            if len(inputs) == 8:
+                break
+        if inputs:
+            self.preview_inputs = torch.stack(inputs).float()
+            self.preview_targets = torch.stack(targets).float() if scale > 1 else None
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)

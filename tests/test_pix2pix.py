@@ -225,9 +225,10 @@ def test_sample_quality_measures_a_translator_on_its_validation_pairs(tmp_path):
     assert float(tr.callback_metrics["metric/fid"]) > 0
 
 
-def test_the_exported_samples_translate_the_training_inputs_kept_in_the_checkpoint(tmp_path):
-    """A translator keeps its first 8 training inputs (in checkpoints too; batches of 3 here, so parts of three
-    batches): its exported samples.png is those inputs beside their translations, not made-up images."""
+def test_the_exported_samples_translate_the_inputs_kept_in_the_checkpoint(tmp_path):
+    """A translator keeps its first 8 training inputs where the data has no validation split (in checkpoints too;
+    batches of 3 here, so parts of three batches), else its first 8 validation inputs: its exported samples.png is
+    those inputs beside their translations, not made-up images."""
     import lightning as L
     import numpy as np
 
@@ -255,3 +256,14 @@ def test_the_exported_samples_translate_the_training_inputs_kept_in_the_checkpoi
     pairs, nrow = loaded.preview(8)
     assert torch.equal(pairs[0::2], torch.cat(first)[:8]) and nrow == 4
     assert np.array_equal(shown, np.asarray(make_grid(pairs, nrow)))
+
+    (root / "train").rename(root / "val")  # a validation split (and training data of its own)
+    ab_folder(root / "other", n=8, side=36)
+    (root / "other" / "train").rename(root / "train")
+    data = Paired(root=str(root), load_size=40, crop_size=32, batch_size=3)
+    first.clear()
+    gan = ganzoo.create("pix2pix", image_size=32, num_downs=5, ngf=4, ndf=4, n_layers=2)
+    trainer(tmp_path / "run2", [StopAt(batches=2), FirstBatches()]).fit(gan, data)
+    val = torch.stack([data.dataset("val")[i][0] for i in range(8)])
+    assert torch.equal(gan.preview_inputs, val) and not torch.equal(val[:6], torch.cat(first))
+    assert torch.equal(gan.preview(8)[0][0::2], val)

@@ -301,10 +301,30 @@ def test_preview_after_training_shows_lr_bicubic_output_and_hr_rows():
     images, nrow = gan.preview(8)
     assert nrow == 4 and images.shape == (32, 3, 16, 16)
     lr, bicubic, out, hr = images.view(8, 4, 3, 16, 16).unbind(1)
-    torch.testing.assert_close(hr, gan.preview_targets)  # the training crops the inputs were made from
+    torch.testing.assert_close(hr, gan.preview_targets)  # the validation HR the inputs were made from
     torch.testing.assert_close(bicubic, bicubic_resize(gan.preview_inputs, 2).clamp(-1, 1))
     torch.testing.assert_close(out, gan.translate(gan.preview_inputs))
     torch.testing.assert_close(lr[..., ::2, ::2], gan.preview_inputs)
+
+
+def test_previews_are_aligned_centre_crops_of_the_first_benchmark_images(data_root):
+    """Where the data has a validation split, the preview's fixed pairs are its images, each LR crop the HR crop's
+    own pixels shrunk (Set5's staged x4 LR files; the images here are all at least 96 HR pixels a side)."""
+    gan = ganzoo.create("srgan", image_size=96, scale=4, num_features=4, num_blocks=1, ndf=2)
+    data = SuperResolution(root=str(data_root), benchmark="Set5", scale=4)
+    gan.keep_validation_previews(data)
+    lr, hr = gan.preview_inputs, gan.preview_targets
+    assert lr.shape == (5, 3, 24, 24) and hr.shape == (5, 3, 96, 96)
+    for i in range(5):
+        x = data.dataset("val")[i][0]
+        top, left = (x.shape[-2] - 24) // 2, (x.shape[-1] - 24) // 2
+        assert torch.equal(lr[i], x[:, top : top + 24, left : left + 24])
+    # Aligned: the HR crop shrunk is its LR crop (up to the files' rounding, away from the crop's border, where the
+    # crop lacks the neighbours the whole image had); a crop one LR pixel off is far from it.
+    inner = (slice(None), slice(None), slice(3, -3), slice(3, -3))
+    shrunk = bicubic_resize(hr, 1 / 4)
+    assert (shrunk - lr)[inner].abs().mean() < 0.01
+    assert (shrunk[..., 1:, :] - lr[..., :-1, :])[inner].abs().mean() > 0.03
 
 
 def test_init_from_copies_the_srresnet_generator_into_a_fresh_srgan_only(tmp_path):
