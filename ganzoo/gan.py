@@ -1052,9 +1052,11 @@ class ImageToImageGAN(GAN):
         """Keep the first 8 pairs of ``datamodule``'s validation split that hold an ``image_size`` output as the
         preview's fixed inputs (and an SR model's targets), centre-cropped to the training size (on the SR scale's
         grid); a datamodule without a validation split leaves the first training inputs to be kept instead."""
+        if datamodule is None or not hasattr(datamodule, "dataset"):  # dataloaders passed to fit, or a foreign module
+            return
         try:
             pairs = datamodule.dataset("val")
-        except (AttributeError, FileNotFoundError):  # no datamodule, or no validation split (DataNotFoundError)
+        except FileNotFoundError:  # no validation split (DataNotFoundError)
             return
         scale = self.output_scale
         side = int(self.hparams.get("image_size", 64)) // scale

@@ -33,6 +33,30 @@ def test_golden_samples(name):
     torch.testing.assert_close(golden_samples(name), reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "name", [n for n in SHIPPED if n in ganzoo.list(task="translation") + ganzoo.list(task="super-resolution")]
+)
+def test_image_to_image_samples_png_is_the_preview_of_the_recipes_validation_pairs(name, data_root):
+    """The shipped samples.png of a translator or upscaler is what its training run's SampleGrid would show: its
+    recipe's first validation pairs beside the model's outputs (up to one level of PNG rounding)."""
+    import importlib
+
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from ganzoo.gan import make_grid
+
+    folder = REPO / "checkpoints" / registry.get_pretrained(name).folder
+    data = yaml.safe_load((folder / "training_config.yaml").read_text())["data"]
+    module, _, cls = data["class_path"].rpartition(".")
+    gan = ganzoo.load(name)
+    gan.keep_validation_previews(getattr(importlib.import_module(module), cls)(**data["init_args"]))
+    shown = np.asarray(Image.open(folder / "samples.png").convert("RGB")).astype(int)
+    expected = np.asarray(make_grid(*gan.preview(8)).convert("RGB")).astype(int)
+    assert shown.shape == expected.shape and np.abs(shown - expected).max() <= 1
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_folder_is_complete_and_pinned(name):
     entry = registry.get_pretrained(name)
