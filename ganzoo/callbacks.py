@@ -97,8 +97,10 @@ class InitFrom(Callback):
 
     Before the first batch of a fresh run, each network of ``parts`` is loaded (strictly: the same architecture)
     from ``source``, a name, alias, model folder, ``.ckpt`` or Hub repo id as :func:`ganzoo.load` takes; an EMA copy
-    of it starts from the same weights. A resumed run (images already seen) has its own weights in its checkpoint
-    and loads nothing.
+    of it starts from the same weights. The source's training record (images seen, wall time, hardware, and what it
+    started from in turn) is kept as ``gan.started_from``, saved with checkpoints and exported, and the model card
+    counts it. A resumed run (images already seen) has its own weights and record in its checkpoint and loads
+    nothing.
 
     Args:
         source: the model to start from, e.g. ``srresnet-x4``.
@@ -113,7 +115,8 @@ class InitFrom(Callback):
             return
         from ganzoo.hub import load
 
-        state = load(self.source).state_dict()
+        source = load(self.source)
+        state = source.state_dict()
         for part in self.parts:
             weights = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(f"{part}.")}
             if not weights or not isinstance(getattr(gan, part, None), torch.nn.Module):
@@ -126,6 +129,8 @@ class InitFrom(Callback):
                     except RuntimeError as e:
                         raise ValueError(f"InitFrom({self.source!r}): its {part} does not fit this model's: "
                                          f"{str(e).splitlines()[1].strip()}") from None  # fmt: skip
+        record = {k: v for k, v in source.training_state().items() if k != "training_config"}
+        gan.started_from = {"source": str(self.source), "parts": self.parts, **record}
 
 
 class StopAt(Callback):

@@ -8,6 +8,7 @@ used here), so that the Hub parses it as it parses any card: it renders the metr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -77,6 +78,37 @@ def metric_lines(rows: list[dict[str, Any]], models_only: bool = False):
             yield column, key, label + (f" {p['generated']['direction']}" if translation else ""), m, protocol
 
 
+def _with_start(t: dict[str, Any], key: str, show: Callable[[float], str]) -> str:
+    """A training record's figure, and where the run started from another model's weights, the sum over the chain."""
+    total, start = t[key], t.get("started_from")
+    while start:
+        total, start = total + start[key], start.get("started_from")
+    return show(t[key]) + (f" in this run; {show(total)} with what it started from" if total != t[key] else "")
+
+
+def _started_from(start: dict[str, Any] | None) -> str | None:
+    """Which networks a fit copied from which model (:class:`ganzoo.callbacks.InitFrom`), and that model's training."""
+    if not start:
+        return None
+    n, s, hardware = start["images_seen"], start["train_seconds"], "; ".join(start["hardware"]) or "unrecorded hardware"
+    text = f"{' and '.join(start['parts'])} of `{start['source']}`"
+    if not n:  # upstream weights converted by ganzoo: trained elsewhere, its card says how
+        return text + " (not trained by ganzoo: no training record)"
+    text += (f", trained for {n:,} images ({n / 1000:,.1f} kimg, {start['batches_seen']:,} batches) in "
+             f"{s / 3600:.2f} h on {hardware}")  # fmt: skip
+    return text + (f"; which started from {_started_from(start['started_from'])}" if start.get("started_from") else "")
+
+
+def _averaged(averaged: dict[str, Any] | None) -> str | None:
+    """What :func:`ganzoo.hub.average_checkpoints` made of the exported networks."""
+    if not averaged:
+        return None
+    kimg = averaged["kimg"]
+    return (f"{' and '.join(averaged['parts'])}: the mean of its weights at the run's {len(kimg)} checkpoints from "
+            f"{kimg[0]:g} to {kimg[-1]:g} kimg (checkpoint averaging, `ganzoo export --average-from {kimg[0]:g}`); "
+            "the other networks as at the end")  # fmt: skip
+
+
 def model_card(
     gan: GAN,
     name: str,
@@ -138,9 +170,14 @@ def model_card(
                     ),
                 ),
                 ("objective", gan.objective),
-                ("images seen", f"{t['images_seen']:,} ({t['images_seen'] / 1000:,.1f} kimg)"),
+                ("images seen", _with_start(t, "images_seen", lambda n: f"{n:,} ({n / 1000:,.1f} kimg)")),
                 ("hardware", "; ".join(t["hardware"]) or "not recorded"),
-                ("wall time of the training steps", f"{t['train_seconds'] / 3600:.2f} h ({t['train_seconds']:,.0f} s)"),
+                (
+                    "wall time of the training steps",
+                    _with_start(t, "train_seconds", lambda s: f"{s / 3600:.2f} h ({s:,.0f} s)"),
+                ),
+                ("started from", _started_from(t.get("started_from"))),
+                ("weights", _averaged(t.get("averaged"))),
             ]
         ),
         ("classes (by id)", ", ".join(gan.class_names) if gan.num_classes else None),

@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="the folder to write (config.json, model.safetensors, README.md, samples.png)")
     p.add_argument("--name", help="model name for the card (default: the folder's name)")
     p.add_argument("--overwrite", action="store_true", help="replace the ganzoo model already in FOLDER")
+    p.add_argument("--average-from", type=float, metavar="KIMG",
+                   help="export the generator as the mean of its weights over the run's checkpoints from KIMG on "
+                   "(checkpoint averaging; the card says so)")  # fmt: skip
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("push", help="upload a Hub folder to the Hugging Face Hub in one commit")
@@ -532,7 +535,10 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"{source} is not a run folder: it has no checkpoints/last.ckpt{hint}; give a "
                                     "run folder or a .ckpt file")  # fmt: skip
         source = source / "checkpoints" / "last.ckpt"
-    gan = hub.load_lightning_checkpoint(source)
+    if args.average_from is None:
+        gan = hub.load_lightning_checkpoint(source)
+    else:
+        gan = hub.average_checkpoints(source, args.average_from)
     folder = hub.save_pretrained(gan, args.folder, name=args.name)
     print(f"exported {source} ({gan.variant}, {gan.images_seen} images seen) to {folder}")
 

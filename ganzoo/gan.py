@@ -68,6 +68,11 @@ class GAN(L.LightningModule):
         self.train_seconds = 0.0
         self.hardware: list[str] = []
         self.training_config: str | None = None
+        # The record of the model a fit started from (ganzoo.callbacks.InitFrom): its source, the networks copied and
+        # its own training record, so the card counts the training behind the weights, not only this run's.
+        self.started_from: dict[str, Any] | None = None
+        # Networks exported as the mean of a run's checkpoints (ganzoo.hub.average_checkpoints): parts and kimg.
+        self.averaged: dict[str, Any] | None = None
         # Networks (state-dict prefixes, e.g. "discriminator") that were built fresh, not loaded: an upstream release
         # without a discriminator. They are not saved as parts of a model folder, and fitting refuses to start
         # with an untrained discriminator unless asked (TrainingOptions(train_fresh_parts=True)).
@@ -499,6 +504,8 @@ class GAN(L.LightningModule):
             "train_seconds": self.train_seconds,
             "hardware": list(self.hardware),
             "training_config": self.training_config,
+            **({"started_from": self.started_from} if self.started_from else {}),
+            **({"averaged": self.averaged} if self.averaged else {}),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -507,6 +514,8 @@ class GAN(L.LightningModule):
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.hardware = list(state.get("hardware", []))
+        self.started_from = state.get("started_from")
+        self.averaged = state.get("averaged")
         # A resumed run keeps the recipe it runs (set by ganzoo fit): the checkpoint's is the earlier run's.
         self.training_config = self.training_config or state.get("training_config")
 

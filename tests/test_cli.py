@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import ganzoo
@@ -241,6 +242,16 @@ def test_recipe_parses_to_the_registered_model():
             if c.model.hparams.get("class_names") is None:  # filled in from the data at fit time
                 expected.pop("class_names", None)
             assert {k: v for k, v in c.model.hparams.items() if k in expected} == expected
+    # An earlier stage of a recipe (recipes/stages/NAME-stageK.yaml) trains the same variant with the same networks.
+    for path in sorted((REPO / "recipes" / "stages").glob("*.yaml")):
+        c = LightningCLI(
+            GAN, ImageDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
+            args=["--config", str(path), "--data=ganzoo.data.Synthetic"], save_config_callback=None,
+        )  # fmt: skip
+        final = yaml.safe_load((REPO / "recipes" / f"{path.stem.rpartition('-stage')[0]}.yaml").read_text())
+        assert c.model.variant == registry.get_pretrained(path.stem.rpartition("-stage")[0]).variant
+        shape = {k: v for k, v in final["model"]["init_args"].items() if not k.startswith(("lr", "betas"))}
+        assert {k: c.model.hparams[k] for k in shape} == shape
 
 
 def fit_args(
@@ -387,3 +398,39 @@ def test_info_sample_evaluate_and_load_take_the_same_names(tmp_path, data_root):
     grids = {kind: (tmp_path / f"{kind}.png").read_bytes() for kind in names}
     assert grids["name"] == grids["folder"] == grids["hub id"] != grids["checkpoint"]
     assert int(outs["checkpoint", "load"].stdout.split()[1]) == int(outs["name", "load"].stdout.split()[1]) + 1
+
+
+def test_export_average_from_is_the_mean_generator_of_the_runs_checkpoints(tmp_path, capsys):
+    import lightning as L
+
+    from ganzoo import hub
+    from ganzoo.callbacks import GANCheckpoint, StopAt
+    from tests.test_variants import datamodule_for, tiny
+
+    gan = tiny("pix2pix")
+    run = tmp_path / "run-0"
+    L.Trainer(
+        accelerator="cpu", max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[StopAt(batches=4), GANCheckpoint(dirpath=run / "checkpoints", every_n_batches=1)],
+    ).fit(gan, datamodule_for(gan))  # fmt: skip
+    files = [run / "checkpoints" / f"kimg=0000.{8 * b:03d}-batch={b}.ckpt" for b in (1, 2, 3, 4)]
+    states = [hub.load_lightning_checkpoint(f).state_dict() for f in files]
+    assert cli.main(["export", str(run), str(tmp_path / "avg"), "--average-from", "0.016"]) == 0
+    averaged = ganzoo.load(tmp_path / "avg")
+    exported = averaged.state_dict()
+    for k, v in exported.items():
+        if k.startswith("generator.") and v.is_floating_point():
+            mean = sum(s[k].double() for s in states[1:]) / 3  # batches 2, 3 and 4; not batch 1
+            torch.testing.assert_close(v.double(), mean, rtol=0, atol=1e-7, msg=k)
+        else:  # the discriminator (and integer buffers) as at the end
+            assert torch.equal(v, states[-1][k]), k
+    assert any(not torch.equal(v, states[-1][k]) for k, v in exported.items() if k.startswith("generator."))
+    assert averaged.averaged == {"parts": ["generator"], "kimg": [0.016, 0.024, 0.032]}
+    assert averaged.images_seen == 32
+    card = (tmp_path / "avg" / "README.md").read_text()
+    assert (
+        "| weights | generator: the mean of its weights at the run's 3 checkpoints from 0.016 to 0.032 kimg "
+        "(checkpoint averaging, `ganzoo export --average-from 0.016`); the other networks as at the end |"
+    ) in card
+    assert cli.main(["export", str(run), str(tmp_path / "bad"), "--average-from", "1"]) != 0
+    assert "--average-from 1.0 kimg lies outside the run, which is at 0.032 kimg" in capsys.readouterr().err

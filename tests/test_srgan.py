@@ -332,7 +332,10 @@ def test_init_from_copies_the_srresnet_generator_into_a_fresh_srgan_only(tmp_pat
 
     shape = dict(image_size=16, scale=2, num_features=4, num_blocks=1)
     torch.manual_seed(0)
-    srresnet = ganzoo.save_pretrained(ganzoo.create("srgan", adversarial_weight=0.0, **shape), tmp_path / "srresnet")
+    trained = ganzoo.create("srgan", adversarial_weight=0.0, **shape)
+    trained.images_seen, trained.batches_seen, trained.train_seconds = 3200, 200, 7200.0
+    trained.hardware = ["1 x test CPU"]
+    srresnet = ganzoo.save_pretrained(trained, tmp_path / "srresnet")
     torch.manual_seed(1)
     srgan = ganzoo.create("srgan", ndf=2, ema_kimg=1.0, **shape)
     d_before = {k: v.clone() for k, v in srgan.discriminator.state_dict().items()}
@@ -341,12 +344,31 @@ def test_init_from_copies_the_srresnet_generator_into_a_fresh_srgan_only(tmp_pat
     for net in (srgan.generator, srgan.generator_ema):
         assert all(torch.equal(v, source[k]) for k, v in net.state_dict().items())
     assert all(torch.equal(v, d_before[k]) for k, v in srgan.discriminator.state_dict().items())
+    # The source's training record travels with the weights to the exported folder and its card, which counts it.
+    assert srgan.started_from == {"source": str(srresnet), "parts": ["generator"], "images_seen": 3200,
+                                  "batches_seen": 200, "skipped_steps": 0, "train_seconds": 7200.0,
+                                  "hardware": ["1 x test CPU"]}  # fmt: skip
+    srgan.images_seen, srgan.batches_seen, srgan.train_seconds = 1000, 50, 1800.0
+    exported = ganzoo.load(ganzoo.save_pretrained(srgan, tmp_path / "srgan"))
+    assert exported.started_from == srgan.started_from
+    card = ganzoo.cards.model_card(exported, "srgan-test")
+    assert "| images seen | 1,000 (1.0 kimg) in this run; 4,200 (4.2 kimg) with what it started from |" in card
+    assert "| wall time of the training steps | 0.50 h (1,800 s) in this run; 2.50 h (9,000 s) with what it " in card
+    assert (f"| started from | generator of `{srresnet}`, trained for 3,200 images (3.2 kimg, 200 batches) in 2.00 h "
+            "on 1 x test CPU |") in card  # fmt: skip
+    untrained = ganzoo.save_pretrained(ganzoo.create("srgan", adversarial_weight=0.0, **shape), tmp_path / "untrained")
+    InitFrom(str(untrained)).on_fit_start(None, srgan := ganzoo.create("srgan", ndf=2, **shape))
+    srgan.images_seen = 1000
+    card = ganzoo.cards.model_card(srgan, "srgan-test")
+    assert f"| started from | generator of `{untrained}` (not trained by ganzoo: no training record) |" in card
+    assert "| images seen | 1,000 (1.0 kimg) |" in card
     # A resumed run keeps its own weights.
     resumed = ganzoo.create("srgan", ndf=2, **shape)
     resumed.images_seen = 16
     kept = {k: v.clone() for k, v in resumed.generator.state_dict().items()}
     InitFrom(str(srresnet)).on_fit_start(None, resumed)
     assert all(torch.equal(v, kept[k]) for k, v in resumed.generator.state_dict().items())
+    assert resumed.started_from is None
     with pytest.raises(ValueError, match="does not fit"):
         InitFrom(str(srresnet)).on_fit_start(None, ganzoo.create("srgan", ndf=2, **{**shape, "num_features": 8}))
     with pytest.raises(ValueError, match="cannot copy 'discriminator'"):

@@ -325,10 +325,12 @@ register_pretrained(
         license="other",
         description="Pix2Pix trained here on pix2pix's maps set, aerial photo to map (128x128 crops of the 256x256 "
         "pairs, a 7-level U-Net of 24 channels); the training data is Google Maps imagery, for research use only, "
-        "and so are these weights. Trained on a 2-core CPU, one thread, beside another training run on the other "
-        "core",
+        "and so are these weights. Trained on a 2-core CPU in two stages (60 kimg, then 150 kimg more from those "
+        "weights; the training table counts both); the generator is the mean of the second stage's checkpoints over "
+        "its learning-rate decay (checkpoint averaging), which cancels the speckle a single iterate leaves on flat "
+        "map areas",
         folder="pix2pix-maps",
-        sha256="3b8f1524a3d1154aef796d781cb36d6e502a7fa598626214d4cecdba848466dd",
+        sha256="f832de7e3dd44539e12e5e35c912a6e22757e2c2dd0ade428ba21b7871a9c64c",
         recipe="pix2pix-maps",
         published="junyanz' official 64-channel aerial-to-map model scores FID 149.73 and mmgeneration's 122.59 "
         "(mmgeneration's measurement: batch norm on batch statistics and dropout on at test, the whole val split of "
