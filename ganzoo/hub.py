@@ -470,6 +470,9 @@ def average_checkpoints(path: str | os.PathLike, from_kimg: float, parts: Sequen
         if not isinstance(getattr(gan, part, None), torch.nn.Module):
             raise ValueError(f"cannot average {part!r}: {gan.variant} has the networks "
                              f"{', '.join(n for n, _ in gan.named_children())}")  # fmt: skip
+        if part in gan.ema_networks:  # its samples come from the EMA copy, which the mean would not change
+            raise ValueError(f"{part} has an EMA copy ({part}_ema), which already averages it and is what the model "
+                             "samples from: export without averaging")  # fmt: skip
     end = gan.images_seen / 1000
     if not 0 <= from_kimg <= end:
         raise ValueError(f"--average-from {from_kimg} kimg lies outside the run, which is at {end:g} kimg")
@@ -481,6 +484,9 @@ def average_checkpoints(path: str | os.PathLike, from_kimg: float, parts: Sequen
     if not path.name.startswith("kimg=") and any(k == end for k, _ in members):  # last.ckpt beside its kimg= twin
         members = [(k, f) for k, f in members if k != end]
     members = [*members, (end, path)]
+    if len(members) < 2:
+        raise ValueError(f"no checkpoint of the run beside {path} from {from_kimg:g} kimg to average with it: name an "
+                         "earlier start (GANCheckpoint(every_n_kimg=...) keeps the kimg=....ckpt files)")  # fmt: skip
     prefixes = tuple(f"{part}." for part in parts)
     state = gan.state_dict(keep_vars=True)
     targets = {k: v for k, v in state.items() if k.startswith(prefixes) and v.is_floating_point()}

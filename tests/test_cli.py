@@ -405,6 +405,7 @@ def test_export_average_from_is_the_mean_generator_of_the_runs_checkpoints(tmp_p
 
     from ganzoo import hub
     from ganzoo.callbacks import GANCheckpoint, StopAt
+    from ganzoo.data import Synthetic
     from tests.test_variants import datamodule_for, tiny
 
     gan = tiny("pix2pix")
@@ -434,3 +435,13 @@ def test_export_average_from_is_the_mean_generator_of_the_runs_checkpoints(tmp_p
     ) in card
     assert cli.main(["export", str(run), str(tmp_path / "bad"), "--average-from", "1"]) != 0
     assert "--average-from 1.0 kimg lies outside the run, which is at 0.032 kimg" in capsys.readouterr().err
+    assert cli.main(["export", str(run), str(tmp_path / "bad"), "--average-from", "0.03"]) != 0
+    assert "from 0.03 kimg to average with it: name an earlier start" in capsys.readouterr().err
+    # A generator with an EMA copy samples from the copy: averaging the generator would change nothing shown.
+    ema = ganzoo.create("dcgan", latent_dim=8, image_size=8, image_channels=1, base_channels=4, ema_kimg=0.01)
+    L.Trainer(
+        accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[StopAt(batches=2), GANCheckpoint(dirpath=tmp_path / "ema", every_n_batches=1)],
+    ).fit(ema, Synthetic(num_images=16, image_size=8, batch_size=8))  # fmt: skip
+    with pytest.raises(ValueError, match="has an EMA copy"):
+        hub.average_checkpoints(tmp_path / "ema" / "last.ckpt", 0.0)
