@@ -249,9 +249,9 @@ def test_wgan_gp_cifar10_samples_are_varied_colour_images(data_root):
 
 
 def test_pix2pix_maps_against_the_trivial_baselines_on_the_200_val_pairs(data_root):
-    """Measured live: the shipped pix2pix-maps' maps of the 200 val photos are closer to the true maps than the photo
-    itself (L1 lower, SSIM higher) and than the mean training map on L1, and its per-image numbers are the
-    leaderboard's. The issue's bar is SSIM above the mean map's too, which these weights miss (0.641 against 0.679)."""
+    """Measured live: the shipped pix2pix-maps' maps of the 200 val photos are closer to the true maps than both the
+    photo itself and the mean training map (L1 lower, SSIM higher: 0.686 against the mean map's 0.679, which a flat
+    guess earns on flat map areas), and its per-image numbers are the leaderboard's."""
     import importlib.util
 
     from ganzoo import metrics
@@ -266,7 +266,7 @@ def test_pix2pix_maps_against_the_trivial_baselines_on_the_200_val_pairs(data_ro
     photo = metrics.evaluate_translation(lambda x: x, data, name="input itself", **options)["metrics"]
     mean = metrics.evaluate_translation(board.mean_target(data), data, name="mean map", **options)["metrics"]
     assert ours["l1"]["mean"] < min(photo["l1"]["mean"], mean["l1"]["mean"])
-    assert ours["ssim"]["mean"] > photo["ssim"]["mean"]
+    assert ours["ssim"]["mean"] > max(photo["ssim"]["mean"], mean["ssim"]["mean"])
     rows = json.loads((REPO / "benchmarks" / "leaderboard.json").read_text())["rows"]
     row = next(r for r in rows if r["name"] == "pix2pix-maps" and r["kind"] == "model")
     for key in ("l1", "ssim"):

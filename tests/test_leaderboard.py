@@ -73,8 +73,8 @@ TRANSLATORS = [n for n in ganzoo.list(task="translation") if registry.get_pretra
 @pytest.mark.parametrize("name", TRANSLATORS)
 def test_every_shipped_translator_has_a_row_per_direction_beside_its_baselines(name):
     """Each direction of a shipped translator, measured on these weights, in a table with the input itself and the
-    mean training target (and, two-way, its cycle). pix2pix-maps beats both baselines on L1, and the input itself
-    on SSIM; the mean map's SSIM (0.679: flat maps score high on SSIM) it does not reach yet (0.641)."""
+    mean training target (and, two-way, its cycle). pix2pix-maps beats both baselines on L1 and on SSIM (the mean
+    map's SSIM is the hard one: 0.679, as flat maps score high on SSIM)."""
     entry = registry.get_pretrained(name)
     weights = hub.file_sha256(registry.shipped_dir("checkpoints") / entry.folder / hub.WEIGHTS_NAME)
     gan = hub.load(name)
@@ -91,7 +91,7 @@ def test_every_shipped_translator_has_a_row_per_direction_beside_its_baselines(n
             m = row["metrics"]
             photo, mean = table["input itself"]["metrics"], table["mean training target"]["metrics"]
             assert m["l1"]["mean"] < min(photo["l1"]["mean"], mean["l1"]["mean"])
-            assert m["ssim"]["mean"] > photo["ssim"]["mean"]
+            assert m["ssim"]["mean"] > max(photo["ssim"]["mean"], mean["ssim"]["mean"])
 
 
 @pytest.mark.parametrize("name", [n for n in ganzoo.list() if registry.get_pretrained(n).folder])
