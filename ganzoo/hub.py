@@ -476,29 +476,25 @@ def average_checkpoints(path: str | os.PathLike, from_kimg: float, parts: Sequen
     end = gan.images_seen / 1000
     if not 0 <= from_kimg <= end:
         raise ValueError(f"--average-from {from_kimg} kimg lies outside the run, which is at {end:g} kimg")
-    members = []
-    for f in sorted(path.parent.glob("kimg=*.ckpt")):
-        kimg = float(f.name[len("kimg=") :].split("-")[0])
-        if from_kimg <= kimg <= end and f.resolve() != path.resolve():
-            members.append((kimg, f))
-    if not path.name.startswith("kimg=") and any(k == end for k, _ in members):  # last.ckpt beside its kimg= twin
-        members = [(k, f) for k, f in members if k != end]
-    members = [*members, (end, path)]
-    if len(members) < 2:
+    # The kimg=....ckpt files before path's clock (a kimg= twin of last.ckpt is path itself), then path.
+    earlier = [(float(f.name[len("kimg=") :].split("-")[0]), f) for f in sorted(path.parent.glob("kimg=*.ckpt"))]
+    earlier = [(kimg, f) for kimg, f in earlier if from_kimg <= kimg < end]
+    if not earlier:
         raise ValueError(f"no checkpoint of the run beside {path} from {from_kimg:g} kimg to average with it: name an "
                          "earlier start (GANCheckpoint(every_n_kimg=...) keeps the kimg=....ckpt files)")  # fmt: skip
     prefixes = tuple(f"{part}." for part in parts)
-    state = gan.state_dict(keep_vars=True)
-    targets = {k: v for k, v in state.items() if k.startswith(prefixes) and v.is_floating_point()}
-    sums = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in targets.items()}
-    for _, f in members:
+    targets = {
+        k: v for k, v in gan.state_dict(keep_vars=True).items() if k.startswith(prefixes) and v.is_floating_point()
+    }
+    sums = {k: v.detach().to(torch.float64, copy=True) for k, v in targets.items()}  # path's own, already loaded
+    for _, f in earlier:
         state = torch.load(f, map_location="cpu", weights_only=True)["state_dict"]
         for k in sums:
             sums[k] += state[k].to(torch.float64)
     with torch.no_grad():
         for k, v in targets.items():
-            v.copy_(sums[k] / len(members))
-    gan.averaged = {"parts": list(parts), "kimg": [k for k, _ in members]}
+            v.copy_(sums[k] / (len(earlier) + 1))
+    gan.averaged = {"parts": list(parts), "kimg": [*(k for k, _ in earlier), end]}
     return gan
 
 
