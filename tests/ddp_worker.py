@@ -97,6 +97,6 @@ rank = trainer.global_rank
 torch.save(
     {"state": gan.state_dict(), "images_seen": gan.images_seen, "batches_seen": gan.batches_seen,
      "strategy": type(trainer.strategy).__name__, "pid": os.getpid(), "torch_rng": torch.get_rng_state(),
-     "optimizers": [o.state_dict() for o in trainer.optimizers], "draws": draws},
+     "optimizers": [o.state_dict() for o in trainer.optimizers], "draws": draws, "started_from": gan.started_from},
     f"{args.out}/rank{rank}.pt",
 )  # fmt: skip

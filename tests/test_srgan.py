@@ -423,6 +423,10 @@ def test_init_from_starts_every_rank_from_the_srresnet(tmp_path):
     for key, value in source.generator.named_parameters():  # (batch norm's running statistics move more)
         for rank in ranks:
             assert (rank["state"][f"generator.{key}"] - value).abs().max() < 1e-3, key
+    # Every rank keeps the source's training record (rank 0's goes into the checkpoints and the card).
+    record = {"source": str(tmp_path / "srresnet"), "parts": ["generator"], "images_seen": 0, "batches_seen": 0,
+              "skipped_steps": 0, "train_seconds": 0.0, "hardware": []}  # fmt: skip
+    assert [r["started_from"] for r in ranks] == [record, record]
 
 
 @pytest.mark.parametrize("generator", ["srresnet", "rrdb"])
